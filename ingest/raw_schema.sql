@@ -1,0 +1,84 @@
+-- The landing zone. Created idempotently by ingest.schema.ensure_raw_schema().
+-- Rows are typed at load time (bad rows go to raw.load_rejects); dbt staging dedupes and cleans.
+create schema if not exists raw;
+
+create table if not exists raw.load_batches (
+    batch_id bigserial primary key,
+    kind text not null,                -- api_events | developers | incidents | endpoints
+    path text not null,
+    checksum text not null,            -- sha256 of the file bytes
+    format text not null,              -- jsonl | csv | moesif | combined
+    status text not null default 'loading',  -- loading | loaded | failed
+    rows_loaded bigint not null default 0,
+    rows_duplicate bigint not null default 0,
+    rows_rejected bigint not null default 0,
+    started_at timestamptz not null default now(),
+    finished_at timestamptz,
+    seconds double precision
+);
+create unique index if not exists load_batches_kind_checksum
+    on raw.load_batches (kind, checksum) where status = 'loaded';
+
+create table if not exists raw.load_rejects (
+    batch_id bigint not null references raw.load_batches (batch_id),
+    line_number bigint not null,
+    reason text not null,
+    raw_text text,
+    primary key (batch_id, line_number)
+);
+
+create table if not exists raw.api_events (
+    event_id text not null,
+    occurred_at timestamptz not null,
+    developer_id text not null,
+    company_id text,
+    method text,
+    path text,
+    status_code integer,
+    latency_ms double precision,
+    request_bytes bigint,
+    response_bytes bigint,
+    environment text,
+    api_key_id text,
+    user_agent text,
+    ip text,
+    extras jsonb,
+    batch_id bigint not null
+);
+create unique index if not exists api_events_event_id on raw.api_events (event_id);
+
+create table if not exists raw.developers (
+    developer_id text not null,
+    email text,
+    name text,
+    company_id text,
+    company_name text,
+    role text,
+    signed_up_at timestamptz,
+    plan text,
+    monthly_quota bigint,
+    timezone text,
+    marketing_opt_in boolean,
+    extras jsonb,
+    batch_id bigint not null,
+    line_number bigint not null
+);
+
+create table if not exists raw.incidents (
+    incident_id text not null,
+    title text,
+    started_at timestamptz not null,
+    ended_at timestamptz,
+    affected_route text not null,
+    batch_id bigint not null,
+    line_number bigint not null
+);
+
+create table if not exists raw.endpoints (
+    route text not null,
+    feature_name text,
+    promoted boolean not null default false,
+    docs_url text,
+    batch_id bigint not null,
+    line_number bigint not null
+);

@@ -1,0 +1,1 @@
+"""onramp: the shared core (settings, warehouse connection, the `onramp` command)."""

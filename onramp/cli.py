@@ -1,0 +1,69 @@
+"""The `onramp` command: a thin front over the same code paths Dagster runs.
+
+Subcommands live with the area that owns them and are imported only when used, so `onramp --help`
+and `onramp load` stay fast and never import Dagster.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+import sys
+
+import click
+
+from onramp.errors import OnrampError
+
+# name -> "module:attribute" of a click command
+COMMANDS = {
+    "demo": ("onramp.demo:demo", "Run the whole pipeline on generated sample data."),
+    "generate": ("ingest.commands:generate", "Write deterministic sample data files."),
+    "load": ("ingest.commands:load", "Load raw files (API events, developers, ...)."),
+    "build": ("onramp.dbt:build", "Build the dbt models and run their tests."),
+    "sync": ("email_sync.commands:sync", "Push segment changes to the email provider."),
+    "preview": ("email_sync.commands:preview", "Render a segment's email for a few members."),
+    "ui": ("orchestration.commands:ui", "Open the Dagster UI on the same settings."),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(name for name in COMMANDS if self._available(name))
+
+    @staticmethod
+    def _available(name: str) -> bool:
+        module = COMMANDS[name][0].split(":")[0]
+        return importlib.util.find_spec(module) is not None
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS or not self._available(name):
+            return None
+        module, attr = COMMANDS[name][0].split(":")
+        try:
+            return getattr(importlib.import_module(module), attr)
+        except (ImportError, AttributeError):
+            return None
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, COMMANDS[name][1]) for name in self.list_commands(ctx)]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+    def invoke(self, ctx: click.Context):  # one clear line instead of a traceback
+        try:
+            return super().invoke(ctx)
+        except OnrampError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+
+
+@click.group(cls=LazyGroup)
+@click.option("-v", "--verbose", is_flag=True, help="Log progress details to stderr.")
+def cli(verbose: bool) -> None:
+    """onramp: from sign-up to first API call to production, with email that reacts to usage."""
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )

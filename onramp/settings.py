@@ -1,0 +1,92 @@
+"""Every setting onramp reads, from the environment, in one typed object.
+
+Secrets (SendGrid key, SMTP password) live only here and in the environment; `__repr__` hides them
+so a settings object can be logged safely.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from onramp.errors import OnrampError
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+def _float(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name} must be a number, got {raw!r}") from exc
+
+
+class SettingsError(OnrampError):
+    """A setting in the environment has a value onramp cannot use."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    database_url: str | None
+    dagster_home: Path
+    email_provider: str
+    email_from: str
+    sendgrid_api_key: str | None = field(repr=False)
+    sendgrid_api_host: str | None
+    smtp_url: str | None = field(repr=False)
+    landing_dir: Path
+    daily_email_cap: int
+    weekly_email_cap: int
+    blast_radius_share: float
+    blast_radius_min_members: int
+    max_send_attempts: int
+    http_timeout_s: float
+
+    @property
+    def postgres_dir(self) -> Path:
+        return self.home / "postgres"
+
+    @property
+    def outbox_dir(self) -> Path:
+        return self.home / "outbox"
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        home = Path(os.environ.get("ONRAMP_HOME") or ".onramp").expanduser().resolve()
+        provider = (os.environ.get("ONRAMP_EMAIL_PROVIDER") or "outbox").strip().lower()
+        if provider not in {"outbox", "sendgrid", "smtp"}:
+            raise SettingsError(
+                f"ONRAMP_EMAIL_PROVIDER must be outbox, sendgrid or smtp, got {provider!r}"
+            )
+        dagster_home = os.environ.get("DAGSTER_HOME")
+        landing = os.environ.get("ONRAMP_LANDING_DIR")
+        return cls(
+            home=home,
+            database_url=os.environ.get("ONRAMP_DATABASE_URL") or None,
+            dagster_home=Path(dagster_home).resolve() if dagster_home else home / "dagster",
+            email_provider=provider,
+            email_from=os.environ.get("ONRAMP_EMAIL_FROM") or "onramp@example.com",
+            sendgrid_api_key=os.environ.get("SENDGRID_API_KEY") or None,
+            sendgrid_api_host=os.environ.get("SENDGRID_API_HOST") or None,
+            smtp_url=os.environ.get("ONRAMP_SMTP_URL") or None,
+            landing_dir=Path(landing).resolve() if landing else home / "landing",
+            daily_email_cap=_int("ONRAMP_DAILY_EMAIL_CAP", 1),
+            weekly_email_cap=_int("ONRAMP_WEEKLY_EMAIL_CAP", 3),
+            blast_radius_share=_float("ONRAMP_BLAST_RADIUS_SHARE", 0.5),
+            blast_radius_min_members=_int("ONRAMP_BLAST_RADIUS_MIN_MEMBERS", 500),
+            max_send_attempts=_int("ONRAMP_MAX_SEND_ATTEMPTS", 5),
+            http_timeout_s=_float("ONRAMP_HTTP_TIMEOUT_S", 30.0),
+        )

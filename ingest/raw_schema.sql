@@ -23,9 +23,12 @@ create table if not exists raw.load_rejects (
     batch_id bigint not null references raw.load_batches (batch_id),
     line_number bigint not null,
     reason text not null,
-    raw_text text,
-    primary key (batch_id, line_number)
+    raw_text text
 );
+-- No primary key: one line can yield two rejects (a truncated gzip after a partial line, two
+-- elements of a minified JSON array on one line).
+alter table raw.load_rejects drop constraint if exists load_rejects_pkey;
+create index if not exists load_rejects_batch on raw.load_rejects (batch_id, line_number);
 
 create table if not exists raw.api_events (
     event_id text not null,
@@ -70,6 +73,7 @@ create table if not exists raw.incidents (
     started_at timestamptz not null,
     ended_at timestamptz,
     affected_route text not null,
+    extras jsonb,
     batch_id bigint not null,
     line_number bigint not null
 );
@@ -79,6 +83,11 @@ create table if not exists raw.endpoints (
     feature_name text,
     promoted boolean not null default false,
     docs_url text,
+    extras jsonb,
     batch_id bigint not null,
     line_number bigint not null
 );
+
+-- Columns added after the first release (idempotent for warehouses created before).
+alter table raw.incidents add column if not exists extras jsonb;
+alter table raw.endpoints add column if not exists extras jsonb;

@@ -1,0 +1,210 @@
+"""Bench: onramp's loader against a plain PostgreSQL COPY of the same rows, in the same run.
+
+    .venv/bin/python bench/load.py [--events 2000000] [--rss-events 500000]
+
+Generates N canonical API events itself (deterministic, no dependency on the sample-data
+generator) as CSV and JSONL, starts its own embedded PostgreSQL in a temp dir, and prints for each
+format events/s and the ratio to `COPY ... FROM STDIN (FORMAT csv)` of the CSV into a plain table
+(higher is better; goal >= 0.5). Each load runs in a subprocess that reports its own peak RSS, for
+a smaller and the full file, to show that memory stays flat as the file grows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+HEADER = (
+    "event_id,occurred_at,developer_id,company_id,method,path,status_code,latency_ms,"
+    "request_bytes,response_bytes,environment,api_key_id,user_agent,ip"
+)
+ROUTES = (
+    "/v1/users/{}",
+    "/v1/orders",
+    "/v1/payments/{}/refund",
+    "/v1/search?q=shoes",
+    "/v1/messages/{}",
+    "/v1/webhooks",
+)
+METHODS = ("GET", "GET", "GET", "POST", "PUT", "DELETE")
+STATUSES = ("200",) * 14 + ("201", "400", "404", "429", "500")
+AGENTS = ("curl/8.4.0", "python-requests/2.32", "okhttp/4.12", "node-fetch/3.3")
+
+
+def generate(out: Path, events: int) -> tuple[Path, Path]:
+    """events.csv and events.jsonl with the same rows; about a second per 100k events."""
+    csv_path = out / f"events_{events}.csv"
+    jsonl_path = out / f"events_{events}.jsonl"
+    hms = [f"{h:02d}:{m:02d}:{s:02d}" for h in range(24) for m in range(60) for s in range(60)]
+    days = [f"2026-{month:02d}-{day:02d}" for month in range(1, 13) for day in range(1, 29)]
+    with open(csv_path, "w") as fc, open(jsonl_path, "w") as fj:
+        fc.write(HEADER + "\n")
+        csv_buf: list[str] = []
+        json_buf: list[str] = []
+        for i in range(events):
+            second = i * 7 // 3
+            ts = f"{days[(second // 86400) % len(days)]}T{hms[second % 86400]}.{i % 1000:03d}Z"
+            dev = f"dev_{(i * 7919) % 20000:05d}"
+            route = ROUTES[i % 6]
+            path = route.format(i % 9973) if "{}" in route else route
+            status = STATUSES[i % 19]
+            latency = f"{(i * 37) % 900 + 3}.{i % 10}"
+            env = "production" if i % 3 else "sandbox"
+            agent = AGENTS[i % 4]
+            ip = f"10.{i % 200}.{(i // 200) % 250}.{i % 251}"
+            eid = f"ev_{i:010d}"
+            method = METHODS[i % 6]
+            req, resp = (i * 13) % 4000, (i * 31) % 20000
+            co = f"co_{(i * 7919) % 20000 // 8:05d}"
+            key = f"key_{(i * 7919) % 20000:05d}"
+            csv_buf.append(
+                f"{eid},{ts},{dev},{co},{method},{path},{status},{latency},{req},{resp},"
+                f"{env},{key},{agent},{ip}\n"
+            )
+            json_buf.append(
+                f'{{"event_id":"{eid}","occurred_at":"{ts}","developer_id":"{dev}",'
+                f'"company_id":"{co}","method":"{method}","path":"{path}","status_code":{status},'
+                f'"latency_ms":{latency},"request_bytes":{req},"response_bytes":{resp},'
+                f'"environment":"{env}","api_key_id":"{key}","user_agent":"{agent}","ip":"{ip}"}}\n'
+            )
+            if len(csv_buf) >= 50_000:
+                fc.write("".join(csv_buf))
+                fj.write("".join(json_buf))
+                csv_buf.clear()
+                json_buf.clear()
+        fc.write("".join(csv_buf))
+        fj.write("".join(json_buf))
+    return csv_path, jsonl_path
+
+
+PLAIN_TABLE = """
+drop table if exists bench_plain;
+create table bench_plain (
+    event_id text, occurred_at timestamptz, developer_id text, company_id text, method text,
+    path text, status_code integer, latency_ms double precision, request_bytes bigint,
+    response_bytes bigint, environment text, api_key_id text, user_agent text, ip text
+);
+"""
+
+
+def plain_copy(url: str, csv_path: Path) -> float:
+    """Seconds for a plain `COPY ... FROM STDIN (FORMAT csv)` of the file into an unindexed table."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(PLAIN_TABLE)
+        conn.execute("checkpoint")
+        started = time.perf_counter()
+        with conn.transaction(), conn.cursor() as cur:
+            with cur.copy("copy bench_plain from stdin (format csv, header true)") as copy:
+                with open(csv_path, "rb") as fh:
+                    while chunk := fh.read(1 << 20):
+                        copy.write(chunk)
+        seconds = time.perf_counter() - started
+        conn.execute("drop table bench_plain")
+    return seconds
+
+
+CHILD = """
+import json, resource, sys, time
+from onramp.warehouse import _engine_for
+from ingest.loader import load_paths
+engine = _engine_for(sys.argv[1])
+started = time.perf_counter()
+[result] = load_paths(engine, "api-events", [sys.argv[2]])
+seconds = time.perf_counter() - started
+print(json.dumps({"seconds": seconds, "rows": result.rows_loaded, "rejects": result.rows_rejected,
+                  "duplicates": result.rows_duplicate,
+                  "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def reset_raw(url: str) -> None:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("truncate raw.api_events, raw.load_rejects, raw.load_batches")
+        conn.execute("vacuum raw.api_events")
+        conn.execute("checkpoint")
+
+
+def onramp_load(url: str, path: Path) -> dict[str, float]:
+    reset_raw(url)
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, url, str(path)],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=2_000_000)
+    parser.add_argument("--rss-events", type=int, default=500_000, help="the smaller RSS run")
+    args = parser.parse_args()
+    sys.path.insert(0, str(REPO))
+    warnings.filterwarnings("ignore")
+    import pgserver
+    import sqlalchemy as sa
+
+    from ingest.schema import ensure_raw_schema
+
+    with tempfile.TemporaryDirectory(prefix="onramp-bench-") as tmp:
+        tmp_path = Path(tmp)
+        started = time.perf_counter()
+        small = min(args.rss_events, args.events)
+        files = {args.events: generate(tmp_path, args.events)}
+        if small != args.events:
+            files[small] = generate(tmp_path, small)
+        print(f"generated {args.events:,} events in {time.perf_counter() - started:.1f}s", flush=True)
+        server = pgserver.get_server(tmp_path / "pg", cleanup_mode="stop")
+        try:
+            url = server.get_uri("postgres")
+            engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+            ensure_raw_schema(engine)
+            engine.dispose()
+            csv_path, jsonl_path = files[args.events]
+            plain = plain_copy(url, csv_path)
+            plain_rate = args.events / plain
+            print(f"plain COPY (csv) of {args.events:,} rows: {plain:.2f}s, {plain_rate:,.0f} rows/s")
+            rows = []
+            for fmt, index in (("csv", 0), ("jsonl", 1)):
+                big = onramp_load(url, files[args.events][index])
+                small_run = onramp_load(url, files[small][index]) if small != args.events else big
+                if big["rows"] != args.events:
+                    raise SystemExit(f"{fmt}: loaded {big['rows']} of {args.events} rows")
+                rate = args.events / big["seconds"]
+                rows.append(
+                    (fmt, big["seconds"], rate, rate / plain_rate, small_run["rss_mb"], big["rss_mb"])
+                )
+                print(f"onramp load {fmt}: {big['seconds']:.2f}s", flush=True)
+            print()
+            print(
+                f"{'format':<6} {'events':>10} {'seconds':>8} {'events/s':>10} "
+                f"{'ratio':>6} {'RSS@' + f'{small:,}':>14} {'RSS@' + f'{args.events:,}':>14}"
+            )
+            for fmt, seconds, rate, ratio, rss_small, rss_big in rows:
+                print(
+                    f"{fmt:<6} {args.events:>10,} {seconds:>8.2f} {rate:>10,.0f} {ratio:>6.2f} "
+                    f"{rss_small:>11.0f} MB {rss_big:>11.0f} MB"
+                )
+            print(f"(ratio = onramp events/s / plain COPY rows/s; goal >= 0.5)")
+        finally:
+            server.cleanup()
+    os.sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

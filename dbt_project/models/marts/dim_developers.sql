@@ -1,0 +1,98 @@
+{#
+    One row per developer who signed up on or before the as-of day: who they are, where they are
+    in the funnel on the as-of day, and the milestones that got them there.
+#}
+with
+
+stg_raw__developers as (
+
+    select * from {{ ref('stg_raw__developers') }}
+
+),
+
+int_developers_usage_summarized as (
+
+    select * from {{ ref('int_developers_usage_summarized') }}
+
+),
+
+fct_developer_stage_daily as (
+
+    select * from {{ ref('fct_developer_stage_daily') }}
+
+),
+
+fct_route_adoption as (
+
+    select * from {{ ref('fct_route_adoption') }}
+
+),
+
+milestones as (
+
+    select
+        developer_id,
+        min(case when stage in ('sandbox', 'production') then stage_date end) as first_sandbox_date,
+        min(case when stage = 'production' then stage_date end) as first_production_date,
+        max(case when stage_date = {{ as_of_date() }} then stage end) as current_stage,
+        max(case when stage_date = {{ as_of_date() }} then window_events end) as events_last_window
+    from fct_developer_stage_daily
+    where stage_date <= {{ as_of_date() }}
+    group by developer_id
+
+),
+
+top_routes as (
+
+    select
+        developer_id,
+        route as top_route,
+        row_number() over (
+            partition by developer_id
+            order by events desc, route asc
+        ) as route_rank
+    from fct_route_adoption
+
+),
+
+final as (
+
+    select
+        developers.developer_id,
+        developers.email,
+        developers.developer_name,
+        developers.company_id,
+        developers.company_name,
+        developers.role,
+        developers.plan,
+        developers.monthly_quota,
+        developers.timezone,
+        developers.marketing_opt_in,
+        developers.signed_up_at,
+        developers.signup_date,
+        usage.first_event_at as first_call_at,
+        usage.first_success_at as first_successful_call_at,
+        {{ dbt.datediff('developers.signed_up_at', 'usage.first_success_at', 'second') }}
+            as ttfhw_seconds,
+        milestones.first_sandbox_date,
+        milestones.first_production_date,
+        coalesce(milestones.current_stage, 'not_integrated') as current_stage,
+        coalesce(milestones.events_last_window, 0) as events_last_window,
+        usage.last_event_at as last_call_at,
+        usage.last_event_date as last_call_date,
+        coalesce(usage.lifetime_events, 0) as lifetime_events,
+        top_routes.top_route
+    from stg_raw__developers as developers
+    left join int_developers_usage_summarized as usage
+        on developers.developer_id = usage.developer_id
+    left join milestones
+        on developers.developer_id = milestones.developer_id
+    left join top_routes
+        on
+            developers.developer_id = top_routes.developer_id
+            and top_routes.route_rank = 1
+    where coalesce(developers.signup_date, {{ as_of_date() }}) <= {{ as_of_date() }}
+
+)
+
+select * from final

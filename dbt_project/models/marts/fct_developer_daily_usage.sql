@@ -1,0 +1,110 @@
+{#
+    Developer x day usage. Incremental: a run after new events lands rebuilds only the days from
+    incremental_start_date() (last built day minus var incremental_lookback_days) to the as-of day;
+    an incremental build gives the same rows as a full refresh (tests/dbt proves it).
+#}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='fail',
+        pre_hook="{{ delete_from_incremental_start('usage_date') }}",
+        indexes=[{'columns': ['usage_date']}],
+    )
+}}
+
+{%- set start = incremental_start_date('usage_date') %}
+
+with
+
+stg_raw__api_events as (
+
+    select * from {{ ref('stg_raw__api_events') }}
+
+),
+
+int_api_events_aggregated_to_route_days as (
+
+    select * from {{ ref('int_api_events_aggregated_to_route_days') }}
+
+),
+
+events_in_scope as (
+
+    select *
+    from stg_raw__api_events
+    where
+        occurred_at < {{ as_of_end_timestamp() }}
+        {%- if start is not none %}
+            and occurred_at >= {{ utc_timestamp_literal(start) }}
+        {%- endif %}
+
+),
+
+daily as (
+
+    select
+        developer_id,
+        occurred_date as usage_date,
+        count(*) as events,
+        count(case when is_successful then 1 end) as successful_events,
+        count(case when status_code between 400 and 499 then 1 end) as client_error_events,
+        count(case when status_code >= 500 then 1 end) as server_error_events,
+        count(case when status_code = 429 then 1 end) as events_429,
+        count(case when environment = 'production' then 1 end) as production_environment_events,
+        count(case when environment = 'sandbox' then 1 end) as sandbox_environment_events,
+        {{ percentile('latency_ms', 0.5) }} as latency_p50_ms,
+        {{ percentile('latency_ms', 0.95) }} as latency_p95_ms,
+        cast(coalesce(sum(request_bytes), 0) as bigint) as request_bytes,
+        cast(coalesce(sum(response_bytes), 0) as bigint) as response_bytes,
+        min(occurred_at) as first_event_at,
+        min(case when is_successful then occurred_at end) as first_success_at,
+        max(occurred_at) as last_event_at
+    from events_in_scope
+    group by developer_id, occurred_date
+
+),
+
+routes as (
+
+    select
+        developer_id,
+        usage_date,
+        count(*) as distinct_routes
+    from int_api_events_aggregated_to_route_days
+    {%- if start is not none %}
+        where usage_date >= cast('{{ start }}' as date)
+    {%- endif %}
+    group by developer_id, usage_date
+
+),
+
+final as (
+
+    select
+        daily.developer_id,
+        daily.usage_date,
+        daily.events,
+        daily.successful_events,
+        daily.client_error_events,
+        daily.server_error_events,
+        daily.events_429,
+        daily.production_environment_events,
+        daily.sandbox_environment_events,
+        coalesce(routes.distinct_routes, 0) as distinct_routes,
+        daily.latency_p50_ms,
+        daily.latency_p95_ms,
+        daily.request_bytes,
+        daily.response_bytes,
+        daily.first_event_at,
+        daily.first_success_at,
+        daily.last_event_at
+    from daily
+    left join routes
+        on
+            daily.developer_id = routes.developer_id
+            and daily.usage_date = routes.usage_date
+
+)
+
+select * from final

@@ -1,0 +1,159 @@
+{#
+    The funnel stage of every developer on every day from sign-up (or first call, when earlier)
+    to the as-of day, from the var stage_window_days (7) days ending on that day:
+    not_integrated (no successful call ever) / dormant (no call in the window) / production
+    (window events / window days > var production_daily_events) / sandbox. previous_stage and
+    is_stage_change make entering and leaving a stage visible. Incremental like the usage facts:
+    a run rebuilds the days from incremental_start_date() on.
+#}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='fail',
+        pre_hook="{{ delete_from_incremental_start('stage_date') }}",
+        indexes=[{'columns': ['stage_date']}],
+    )
+}}
+
+{%- set start = incremental_start_date('stage_date') %}
+{%- set window_days = var('stage_window_days') | int %}
+
+with
+
+stg_raw__developers as (
+
+    select * from {{ ref('stg_raw__developers') }}
+
+),
+
+int_developers_usage_summarized as (
+
+    select * from {{ ref('int_developers_usage_summarized') }}
+
+),
+
+fct_developer_daily_usage as (
+
+    select * from {{ ref('fct_developer_daily_usage') }}
+
+),
+
+developers as (
+
+    select
+        stg_raw__developers.developer_id,
+        int_developers_usage_summarized.first_success_date,
+        case
+            when int_developers_usage_summarized.first_event_date < stg_raw__developers.signup_date
+                then int_developers_usage_summarized.first_event_date
+            else coalesce(stg_raw__developers.signup_date, int_developers_usage_summarized.first_event_date)
+        end as first_day
+    from stg_raw__developers
+    left join int_developers_usage_summarized
+        on stg_raw__developers.developer_id = int_developers_usage_summarized.developer_id
+    where coalesce(stg_raw__developers.signup_date, {{ as_of_date() }}) <= {{ as_of_date() }}
+
+),
+
+calendar as (
+
+    {%- if start is none %}
+        {{ day_series('(select min(first_day) from developers)', as_of_date()) }}
+    {%- else %}
+        {{ day_series(dbt.dateadd('day', -window_days, "cast('" ~ start ~ "' as date)"), as_of_date()) }}
+    {%- endif %}
+
+),
+
+usage_in_scope as (
+
+    select
+        developer_id,
+        usage_date,
+        events,
+        successful_events
+    from fct_developer_daily_usage
+    where
+        usage_date <= {{ as_of_date() }}
+        {%- if start is not none %}
+            and usage_date >= {{ dbt.dateadd('day', -window_days, "cast('" ~ start ~ "' as date)") }}
+        {%- endif %}
+
+),
+
+developer_days as (
+
+    select
+        developers.developer_id,
+        calendar.date_day as stage_date,
+        developers.first_success_date,
+        coalesce(usage_in_scope.events, 0) as events,
+        coalesce(usage_in_scope.successful_events, 0) as successful_events
+    from developers
+    inner join calendar
+        on calendar.date_day >= developers.first_day
+    left join usage_in_scope
+        on
+            developers.developer_id = usage_in_scope.developer_id
+            and calendar.date_day = usage_in_scope.usage_date
+
+),
+
+windowed as (
+
+    select
+        *,
+        cast(sum(events) over (
+            partition by developer_id
+            order by stage_date
+            rows between {{ window_days - 1 }} preceding and current row
+        ) as bigint) as window_events
+    from developer_days
+
+),
+
+staged as (
+
+    select
+        *,
+        case
+            when first_success_date is null or first_success_date > stage_date
+                then 'not_integrated'
+            when window_events = 0 then 'dormant'
+            when window_events > {{ window_days }} * {{ var('production_daily_events') }}
+                then 'production'
+            else 'sandbox'
+        end as stage
+    from windowed
+
+),
+
+with_previous as (
+
+    select
+        *,
+        lag(stage) over (partition by developer_id order by stage_date) as previous_stage
+    from staged
+
+),
+
+final as (
+
+    select
+        developer_id,
+        stage_date,
+        stage,
+        previous_stage,
+        previous_stage is null or stage != previous_stage as is_stage_change,
+        events,
+        window_events,
+        first_success_date is not null and first_success_date <= stage_date as has_succeeded
+    from with_previous
+    {%- if start is not none %}
+        where stage_date >= cast('{{ start }}' as date)
+    {%- endif %}
+
+)
+
+select * from final

@@ -1,0 +1,36 @@
+{#
+    Developers whose last call was on a day from as-of - 13 to as-of - 7 (vars
+    stopped_traffic_min_days / stopped_traffic_max_days): they went quiet a week ago.
+#}
+with
+
+dim_developers as (
+
+    select * from {{ ref('dim_developers') }}
+
+),
+
+final as (
+
+    select
+        developer_id as member_key,
+        developer_id,
+        email,
+        developer_name as name,
+        role,
+        company_name,
+        marketing_opt_in,
+        current_stage as stage,
+        top_route,
+        last_call_at,
+        last_call_date,
+        {{ dbt.datediff('last_call_date', as_of_date(), 'day') }} as days_since_last_call,
+        lifetime_events
+    from dim_developers
+    where
+        last_call_date >= {{ as_of_minus(var('stopped_traffic_max_days')) }}
+        and last_call_date <= {{ as_of_minus(var('stopped_traffic_min_days')) }}
+
+)
+
+select * from final

@@ -1,0 +1,204 @@
+"""Plain SMTP through smtplib: `ONRAMP_SMTP_URL` = smtp://user:pass@host:587?starttls=true or
+smtps://user:pass@host:465. One connection per batch; each email is its own SMTP transaction.
+
+A 4xx reply or a dropped connection *before* DATA is accepted is retried with backoff on a fresh
+connection; a 5xx reply fails that email with the server's message. If the connection breaks after
+the DATA was sent but before the server's reply, the server may have queued the message, so it is
+reported `sent_unconfirmed` rather than sent twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import smtplib
+import ssl
+import time
+from dataclasses import dataclass
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from email_sync.hashing import hash_email
+from email_sync.providers.base import (
+    OutgoingEmail,
+    Provider,
+    ProviderError,
+    RetryPolicy,
+    SendOutcome,
+)
+from email_sync.providers.mime import build_mime
+from onramp.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SmtpTarget:
+    host: str
+    port: int
+    ssl: bool
+    starttls: bool
+    username: str | None
+    password: str | None
+
+    def __repr__(self) -> str:  # never the password
+        return f"SmtpTarget({self.host}:{self.port}, ssl={self.ssl}, starttls={self.starttls})"
+
+
+def parse_smtp_url(url: str) -> SmtpTarget:
+    parts = urlsplit(url)
+    if parts.scheme not in ("smtp", "smtps"):
+        raise ProviderError("ONRAMP_SMTP_URL must start with smtp:// or smtps://")
+    if not parts.hostname:
+        raise ProviderError("ONRAMP_SMTP_URL has no host")
+    query = {k: v[-1].lower() for k, v in parse_qs(parts.query).items()}
+    use_ssl = parts.scheme == "smtps"
+    return SmtpTarget(
+        host=parts.hostname,
+        port=parts.port or (465 if use_ssl else 25),
+        ssl=use_ssl,
+        starttls=query.get("starttls") in ("true", "1", "yes"),
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password else None,
+    )
+
+
+class SmtpProvider(Provider):
+    name = "smtp"
+    batch_size = 200
+
+    def __init__(
+        self,
+        target: SmtpTarget,
+        sender: str,
+        timeout_s: float = 30.0,
+        retry: RetryPolicy | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        super().__init__()
+        self.target = target
+        self.sender = sender
+        self.timeout_s = timeout_s
+        self.retry = retry or RetryPolicy()
+        self.ssl_context = ssl_context or ssl.create_default_context()
+        self._conn: smtplib.SMTP | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings, retry: RetryPolicy | None = None) -> SmtpProvider:
+        if not settings.smtp_url:
+            raise ProviderError("ONRAMP_SMTP_URL is not set (needed with ONRAMP_EMAIL_PROVIDER=smtp)")
+        return cls(
+            parse_smtp_url(settings.smtp_url),
+            settings.email_from,
+            settings.http_timeout_s,
+            retry,
+        )
+
+    def _connect(self) -> smtplib.SMTP:
+        if self._conn is not None:
+            return self._conn
+        t = self.target
+        try:
+            if t.ssl:
+                conn: smtplib.SMTP = smtplib.SMTP_SSL(
+                    t.host, t.port, timeout=self.timeout_s, context=self.ssl_context
+                )
+            else:
+                conn = smtplib.SMTP(t.host, t.port, timeout=self.timeout_s)
+                if t.starttls:
+                    conn.starttls(context=self.ssl_context)
+            if t.username:
+                conn.login(t.username, t.password or "")
+        except smtplib.SMTPAuthenticationError as exc:
+            raise ProviderError(f"SMTP login refused by {t.host}: {exc.smtp_code}") from exc
+        except (OSError, smtplib.SMTPException) as exc:
+            raise ProviderError(
+                f"cannot connect to SMTP server {t.host}:{t.port}: {type(exc).__name__}",
+                retryable=True,
+            ) from exc
+        self._conn = conn
+        return conn
+
+    def _drop(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except OSError:
+                pass
+            self._conn = None
+
+    def close(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.quit()
+            except (OSError, smtplib.SMTPException):
+                pass
+            self._conn = None
+
+    def send(self, emails: list[OutgoingEmail]) -> list[SendOutcome]:
+        return [self._send_one(email) for email in emails]
+
+    def _send_one(self, email: OutgoingEmail) -> SendOutcome:
+        message = build_mime(email, self.sender)
+        attempt = 0
+        while True:
+            start = time.perf_counter()
+            data_sent = False
+            try:
+                conn = self._connect()
+                self.calls += 1
+                # smtplib.send_message = MAIL, RCPT, DATA; we split so we know whether the
+                # message body went out before a failure.
+                code, resp = conn.mail(self.sender)
+                if code != 250:
+                    raise smtplib.SMTPSenderRefused(code, resp, self.sender)
+                code, resp = conn.rcpt(email.to)
+                if code not in (250, 251):
+                    raise smtplib.SMTPRecipientsRefused({email.to: (code, resp)})
+                data_sent = True
+                code, resp = conn.data(message.as_bytes())
+                if code != 250:
+                    raise smtplib.SMTPDataError(code, resp)
+                return SendOutcome(email.message_id, "sent", None, message["Message-ID"])
+            except smtplib.SMTPRecipientsRefused as exc:
+                code, resp = next(iter(exc.recipients.values()))
+                outcome = self._reply_failure(email, code, resp, attempt)
+            except smtplib.SMTPResponseException as exc:
+                outcome = self._reply_failure(email, exc.smtp_code, exc.smtp_error, attempt)
+            except ProviderError as exc:  # could not connect
+                self._drop()
+                if attempt >= self.retry.max_retries:
+                    return SendOutcome(email.message_id, "failed", str(exc))
+                outcome = None
+            except (OSError, smtplib.SMTPException) as exc:
+                self._drop()
+                if data_sent:
+                    return SendOutcome(
+                        email.message_id,
+                        "sent_unconfirmed",
+                        f"connection lost after DATA ({type(exc).__name__}); not resent",
+                    )
+                if attempt >= self.retry.max_retries:
+                    return SendOutcome(email.message_id, "failed", f"{type(exc).__name__}")
+                outcome = None
+            finally:
+                self.wait_seconds += time.perf_counter() - start
+            if outcome is not None:
+                return outcome
+            delay = self.retry.backoff(attempt)
+            attempt += 1
+            start = time.perf_counter()
+            self.retry.sleep(delay)
+            self.wait_seconds += time.perf_counter() - start
+
+    def _reply_failure(
+        self, email: OutgoingEmail, code: int, resp: bytes | str, attempt: int
+    ) -> SendOutcome | None:
+        """5xx: failed for good (with the server's words); 4xx: None = retry after backoff."""
+        text = resp.decode(errors="replace") if isinstance(resp, bytes) else str(resp)
+        try:
+            self._conn.rset() if self._conn is not None else None
+        except (OSError, smtplib.SMTPException):
+            self._drop()
+        if 400 <= code < 500 and attempt < self.retry.max_retries:
+            return None
+        log.info("smtp refused %s: %s", hash_email(email.to), code)
+        return SendOutcome(email.message_id, "failed", f"{code} {text}".strip()[:500])

@@ -1,0 +1,22 @@
+"""Creates the email_sync schema (membership state, ledger, runs, suppressions)."""
+
+from __future__ import annotations
+
+from importlib.resources import files
+
+import sqlalchemy as sa
+
+
+def schema_ddl() -> str:
+    return files("email_sync").joinpath("schema.sql").read_text()
+
+
+def ensure_email_schema(conn: sa.Connection) -> None:
+    """Run the idempotent DDL on `conn` (inside the caller's transaction, so a dry run rolls it
+    back with everything else). An advisory lock stops two first syncs racing on CREATE."""
+    conn.execute(sa.text("select pg_advisory_xact_lock(hashtext('onramp.email_sync_schema'))"))
+    exists = conn.execute(
+        sa.text("select to_regclass('email_sync.suppressions') is not null")
+    ).scalar_one()
+    if not exists:
+        conn.exec_driver_sql(schema_ddl())

@@ -1,0 +1,83 @@
+-- email_sync state. Written only by email_sync/ (DESIGN.md); safe to run before every sync.
+create schema if not exists email_sync;
+
+-- One row per (segment, member) ever seen. exited_at is null while the member is in the segment.
+-- list_status tracks the SendGrid list mirror so a failed list call is picked up by the next run:
+-- pending_add | synced | pending_remove | removed | skipped (no consent / invalid address).
+create table if not exists email_sync.segment_membership (
+    segment text not null,
+    member_key text not null,
+    developer_id text,
+    email text,
+    entered_at timestamptz not null,
+    exited_at timestamptz,
+    entered_as_of date,
+    exited_as_of date,
+    entry_count integer not null default 1,
+    list_status text,
+    list_synced_at timestamptz,
+    primary key (segment, member_key)
+);
+
+-- The message ledger: one row per (segment or campaign, step, member, period), ever.
+-- status: pending (decided, not yet confirmed) | sent | failed | suppressed | skipped | capped
+--         | sent_unconfirmed (handed to a provider that cannot be asked afterwards, then a crash).
+create table if not exists email_sync.messages (
+    message_id text primary key,
+    segment text not null,
+    step text not null,
+    member_key text not null,
+    period text not null,
+    developer_id text,
+    email text,
+    template text,
+    kind text,
+    priority integer not null default 0,
+    bypass_cap boolean not null default false,
+    payload jsonb not null default '{}'::jsonb,
+    status text not null,
+    reason text,
+    attempts integer not null default 0,
+    provider text,
+    provider_message_id text,
+    run_id bigint,
+    created_at timestamptz not null default now(),
+    attempted_at timestamptz,
+    sent_at timestamptz,
+    updated_at timestamptz not null default now(),
+    constraint messages_once unique (segment, step, member_key, period)
+);
+create index if not exists messages_by_run on email_sync.messages (run_id, status);
+create index if not exists messages_by_developer on email_sync.messages (developer_id, sent_at);
+create index if not exists messages_by_status on email_sync.messages (segment, status);
+
+-- One row per sync run with its counts (dry runs write nothing, so they are not here).
+create table if not exists email_sync.sync_runs (
+    run_id bigserial primary key,
+    segment text not null,
+    as_of date,
+    provider text,
+    status text not null,
+    started_at timestamptz not null default now(),
+    finished_at timestamptz,
+    members bigint,
+    entered bigint,
+    exited bigint,
+    sent bigint,
+    suppressed bigint,
+    failed bigint,
+    capped bigint,
+    skipped bigint,
+    unconfirmed bigint,
+    list_added bigint,
+    list_removed bigint,
+    message text
+);
+
+-- Addresses never to send to: the provider's suppression lists, unsubscribes, later the webhook.
+create table if not exists email_sync.suppressions (
+    email text primary key,
+    reason text not null,
+    source text not null,
+    created_at timestamptz not null default now()
+);

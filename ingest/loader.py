@@ -1,0 +1,443 @@
+"""Load raw files into raw.* with PostgreSQL COPY: one transaction per file, idempotent, streamed.
+
+Why it is shaped like this:
+- Atomic: the batch row, the loaded rows and the rejects of a file are written in one transaction,
+  so a crash (or a kill) mid-file leaves nothing of that file behind and a rerun loads it whole.
+- Idempotent twice over: a file whose sha256 was loaded before is skipped, and an API event whose
+  event_id is already in raw.api_events adds nothing.
+- Fast: events are first COPYed straight into raw.api_events under a savepoint, overlapping
+  Python parsing with the server's work. Only when that hits a duplicate event_id is the file
+  parsed again into a temporary table and merged with `on conflict do nothing`, which costs about
+  twice as much but is needed only for files that overlap what is loaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import sqlalchemy as sa
+
+from ingest import parsers
+from ingest.sources import Source
+from onramp.errors import OnrampError
+
+log = logging.getLogger(__name__)
+
+KINDS = ("developers", "endpoints", "incidents", "api_events")  # also the manifest load order
+FORMATS = {
+    "api_events": ("jsonl", "csv", "moesif", "combined"),
+    "developers": ("jsonl", "csv"),
+    "incidents": ("jsonl", "csv"),
+    "endpoints": ("jsonl", "csv"),
+}
+COPY_BATCH_LINES = 4096
+MAX_REJECT_TEXT = 1 << 20
+
+
+class LoadError(OnrampError):
+    """A file cannot be loaded at all (missing, unknown format, wrong header)."""
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """What one file load did; `skipped` means the same bytes were loaded before."""
+
+    path: str
+    kind: str
+    format: str
+    rows_loaded: int
+    rows_duplicate: int
+    rows_rejected: int
+    skipped: bool
+    seconds: float
+    batch_id: int | None = None
+    checksum: str = ""
+
+
+def normalise_kind(kind: str) -> str:
+    key = kind.strip().lower().replace("-", "_")
+    if key in ("events", "api_event"):
+        key = "api_events"
+    if key not in FORMATS:
+        raise LoadError(
+            f"unknown kind {kind!r}: use api-events, developers, incidents or endpoints"
+        )
+    return key
+
+
+# -- format detection ----------------------------------------------------------------------------
+def detect_format(kind: str, path: Path) -> str:
+    """Format from the extension (under .gz) and, where that is not enough, from the content."""
+    name = path.name.lower()
+    for suffix in (".gz", ".gzip"):
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+    ext = Path(name).suffix
+    if ext == ".csv":
+        return "csv"
+    if kind == "api_events" and (ext == ".log" or "access" in name):
+        return "combined"
+    if kind != "api_events" and ext in (".jsonl", ".ndjson", ".json"):
+        return "jsonl"
+    sniffed = _sniff(kind, Source(path).head())
+    if sniffed is None:
+        raise LoadError(
+            f"cannot tell the format of {path}: pass --format "
+            + "|".join(FORMATS[kind])
+        )
+    return sniffed
+
+
+def _sniff(kind: str, head: bytes) -> str | None:
+    text = head.decode("utf-8", "replace").lstrip()
+    if not text:
+        return "csv" if kind != "api_events" else None
+    first = text.split("\n", 1)[0].rstrip("\r")
+    if text.startswith("["):
+        return "moesif" if kind == "api_events" else None
+    if text.startswith("{"):
+        if kind != "api_events":
+            return "jsonl"
+        try:
+            obj = json.loads(first)
+        except ValueError:
+            return "moesif" if '"request"' in first else "jsonl"
+        return "moesif" if isinstance(obj, dict) and "request" in obj else "jsonl"
+    if kind == "api_events" and parsers._COMBINED.match(first):
+        return "combined"
+    if "," in first:
+        return "csv"
+    return None
+
+
+def file_checksum(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+# -- rejects -------------------------------------------------------------------------------------
+class RejectSpool:
+    """Rejects of one file, spooled to disk past a few MB so a file of bad rows stays bounded."""
+
+    def __init__(self, batch_id: int) -> None:
+        self.batch = str(batch_id)
+        self.count = 0
+        self.reasons: dict[str, int] = {}
+        self._file = tempfile.SpooledTemporaryFile(max_size=8 << 20, mode="w+", encoding="utf-8")
+
+    def add(self, lineno: int, reason: str, raw: str) -> None:
+        self.count += 1
+        self.reasons[reason] = self.reasons.get(reason, 0) + 1
+        text = raw[:MAX_REJECT_TEXT].replace("\x00", "\ufffd")
+        text = text.encode("utf-8", "replace").decode("utf-8")  # lone surrogates
+        esc = text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
+        esc = esc.replace("\r", "\\r")
+        self._file.write(f"{self.batch}\t{lineno}\t{reason}\t{esc}\n")
+
+    def reset(self) -> None:
+        self.count = 0
+        self.reasons.clear()
+        self._file.seek(0)
+        self._file.truncate()
+
+    def copy_into(self, cur: psycopg.Cursor) -> None:
+        if not self.count:
+            return
+        self._file.seek(0)
+        with cur.copy(
+            "copy raw.load_rejects (batch_id, line_number, reason, raw_text) from stdin"
+        ) as copy:
+            while chunk := self._file.read(1 << 20):
+                copy.write(chunk)
+
+    def close(self) -> None:
+        self._file.close()
+
+
+# -- loading -------------------------------------------------------------------------------------
+def _copy_lines(cur: psycopg.Cursor, sql: str, lines: Iterable[str]) -> int:
+    """Stream COPY text lines in big writes; returns the number of rows sent."""
+    sent = 0
+    it = iter(lines)
+    with cur.copy(sql) as copy:
+        while batch := list(islice(it, COPY_BATCH_LINES)):
+            copy.write("".join(batch))
+            sent += len(batch)
+    return sent
+
+
+def _parse(
+    kind: str, fmt: str, source: Source, reject: Callable[[int, str, str], None], batch: str,
+    caller: str | None,
+) -> Iterator[str]:
+    if kind == "api_events":
+        parse = {
+            "csv": parsers.parse_csv_events,
+            "jsonl": parsers.parse_jsonl_events,
+            "moesif": parsers.parse_moesif_events,
+            "combined": parsers.parse_combined_events,
+        }[fmt]
+        return parse(source, reject, batch, caller)
+    if fmt == "csv":
+        return parsers.parse_csv_table(kind, source, reject, batch)
+    return parsers.parse_jsonl_table(kind, source, reject, batch)
+
+
+def _columns(kind: str) -> str:
+    cols = parsers.EVENT_COPY_COLUMNS if kind == "api_events" else parsers.table_copy_columns(kind)
+    return ", ".join(cols)
+
+
+def load_file(
+    engine: sa.Engine,
+    kind: str,
+    path: str | Path,
+    fmt: str = "auto",
+    caller: str | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> BatchResult:
+    """Load one file in one transaction; see the module docstring for the guarantees."""
+    kind = normalise_kind(kind)
+    path = Path(path)
+    _check_path(path)
+    fmt = _resolve_format(kind, path, fmt)
+    started = time.perf_counter()
+    checksum = file_checksum(path)
+    raw_conn = engine.raw_connection()
+    try:
+        pg: psycopg.Connection = raw_conn.driver_connection  # type: ignore[assignment]
+        pg.rollback()
+        saved_autocommit = pg.autocommit
+        pg.autocommit = True
+        try:
+            return _load_in_transaction(
+                pg, kind, path, fmt, caller, progress, checksum, started
+            )
+        except psycopg.Error as exc:
+            _record_failure(pg, kind, path, fmt, checksum, started)
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise LoadError(f"loading {path} failed, nothing of it was kept: {first}") from exc
+        except parsers.MissingColumns as exc:
+            raise LoadError(str(exc)) from exc
+        finally:
+            pg.autocommit = saved_autocommit
+    finally:
+        raw_conn.close()
+
+
+def _load_in_transaction(
+    pg: psycopg.Connection,
+    kind: str,
+    path: Path,
+    fmt: str,
+    caller: str | None,
+    progress: Callable[[int], None] | None,
+    checksum: str,
+    started: float,
+) -> BatchResult:
+    with pg.transaction(), pg.cursor() as cur:
+        cur.execute("set local timezone = 'UTC'")
+        # Two loads of the same bytes at once: the second waits, then sees the first and skips.
+        cur.execute(
+            "select pg_advisory_xact_lock(hashtext(%s))", (f"onramp.load:{kind}:{checksum}",)
+        )
+        cur.execute(
+            "select batch_id from raw.load_batches"
+            " where kind = %s and checksum = %s and status = 'loaded'",
+            (kind, checksum),
+        )
+        previous = cur.fetchone()
+        if previous is not None:
+            if progress is not None:
+                progress(path.stat().st_size)
+            log.info("skipping %s: loaded before as batch %s", path, previous[0])
+            return BatchResult(
+                str(path), kind, fmt, 0, 0, 0, True, time.perf_counter() - started,
+                previous[0], checksum,
+            )
+        cur.execute(
+            "insert into raw.load_batches (kind, path, checksum, format)"
+            " values (%s, %s, %s, %s) returning batch_id",
+            (kind, str(path.resolve()), checksum, fmt),
+        )
+        batch_id = cur.fetchone()[0]
+        batch = str(batch_id)
+        rejects = RejectSpool(batch_id)
+        try:
+            columns = _columns(kind)
+            duplicates = 0
+            if kind != "api_events":
+                source = Source(path, rejects.add, progress)
+                loaded = _copy_lines(
+                    cur,
+                    f"copy raw.{kind} ({columns}) from stdin",
+                    _parse(kind, fmt, source, rejects.add, batch, caller),
+                )
+            else:
+                loaded, duplicates = _load_events(
+                    pg, cur, path, fmt, caller, progress, rejects, batch, columns
+                )
+            rejects.copy_into(cur)
+            seconds = time.perf_counter() - started
+            cur.execute(
+                "update raw.load_batches set status = 'loaded', rows_loaded = %s,"
+                " rows_duplicate = %s, rows_rejected = %s, finished_at = clock_timestamp(), seconds = %s"
+                " where batch_id = %s",
+                (loaded, duplicates, rejects.count, seconds, batch_id),
+            )
+            if rejects.count:
+                log.info("%s: %d rejects %s", path, rejects.count, rejects.reasons)
+            return BatchResult(
+                str(path), kind, fmt, loaded, duplicates, rejects.count, False, seconds,
+                batch_id, checksum,
+            )
+        finally:
+            rejects.close()
+
+
+def _load_events(
+    pg: psycopg.Connection,
+    cur: psycopg.Cursor,
+    path: Path,
+    fmt: str,
+    caller: str | None,
+    progress: Callable[[int], None] | None,
+    rejects: RejectSpool,
+    batch: str,
+    columns: str,
+) -> tuple[int, int]:
+    """(rows loaded, duplicates): optimistic direct COPY, merge through a temp table on conflict."""
+    try:
+        with pg.transaction():  # savepoint: a duplicate event_id undoes only this attempt
+            source = Source(path, rejects.add, progress)
+            loaded = _copy_lines(
+                cur,
+                f"copy raw.api_events ({columns}) from stdin",
+                _parse("api_events", fmt, source, rejects.add, batch, caller),
+            )
+            return loaded, 0
+    except psycopg.errors.UniqueViolation:
+        log.info("%s overlaps loaded events: merging through a staging table", path)
+    rejects.reset()
+    cur.execute(
+        "create temp table if not exists onramp_stage_events"
+        " (like raw.api_events including defaults) on commit drop"
+    )
+    cur.execute("truncate onramp_stage_events")
+    source = Source(path, rejects.add, None)  # the bar already covered this file once
+    staged = _copy_lines(
+        cur,
+        f"copy onramp_stage_events ({columns}) from stdin",
+        _parse("api_events", fmt, source, rejects.add, batch, caller),
+    )
+    cur.execute(
+        f"insert into raw.api_events ({columns}) select {columns} from onramp_stage_events"
+        " on conflict (event_id) do nothing"
+    )
+    loaded = cur.rowcount
+    return loaded, staged - loaded
+
+
+def _record_failure(
+    pg: psycopg.Connection, kind: str, path: Path, fmt: str, checksum: str, started: float
+) -> None:
+    """Leave a trace of a load that failed (its rows are gone with the rolled-back transaction)."""
+    try:
+        with pg.transaction(), pg.cursor() as cur:
+            cur.execute(
+                "insert into raw.load_batches"
+                " (kind, path, checksum, format, status, finished_at, seconds)"
+                " values (%s, %s, %s, %s, 'failed', clock_timestamp(), %s)",
+                (kind, str(path.resolve()), checksum, fmt, time.perf_counter() - started),
+            )
+    except psycopg.Error:
+        log.warning("could not record the failed load of %s", path)
+
+
+def _check_path(path: Path) -> None:
+    if not path.exists():
+        raise LoadError(f"no such file: {path}")
+    if not path.is_file():
+        raise LoadError(f"not a file: {path}")
+
+
+def _resolve_format(kind: str, path: Path, fmt: str | None) -> str:
+    fmt = (fmt or "auto").strip().lower()
+    if fmt == "auto":
+        return detect_format(kind, path)
+    if fmt not in FORMATS[kind]:
+        allowed = ", ".join(FORMATS[kind])
+        raise LoadError(f"unknown format {fmt!r} for {kind.replace('_', '-')}: use auto, {allowed}")
+    return fmt
+
+
+def load_paths(
+    engine: sa.Engine,
+    kind: str,
+    paths: Iterable[str | Path],
+    fmt: str = "auto",
+    caller: str | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> list[BatchResult]:
+    """Load each file as its own batch. Every path and the format are checked before any load.
+
+    `progress(n)` receives the number of file bytes read since its last call.
+    """
+    kind = normalise_kind(kind)
+    paths = [Path(p) for p in paths]
+    for path in paths:
+        _check_path(path)
+    try:
+        parsers.validate_caller(caller)
+    except ValueError as exc:
+        raise LoadError(str(exc)) from exc
+    formats = [_resolve_format(kind, path, fmt) for path in paths]
+    return [
+        load_file(engine, kind, path, f, caller, progress)
+        for path, f in zip(paths, formats, strict=True)
+    ]
+
+
+def load_manifest_dir(
+    engine: sa.Engine, directory: str | Path, progress: Callable[[int], None] | None = None
+) -> list[BatchResult]:
+    """Load every file a generator's manifest.json lists: developers, endpoints, incidents, events."""
+    directory = Path(directory)
+    manifest_path = directory / "manifest.json"
+    if not manifest_path.is_file():
+        raise LoadError(f"no manifest.json in {directory}")
+    try:
+        manifest: dict[str, Any] = json.loads(manifest_path.read_text())
+        entries = list(manifest["files"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise LoadError(f"{manifest_path} is not a valid manifest: {exc}") from exc
+    order = {kind: i for i, kind in enumerate(KINDS)}
+    planned = []
+    for entry in entries:
+        kind = normalise_kind(str(entry["kind"]))
+        planned.append((order[kind], kind, entry))
+    planned.sort(key=lambda item: item[0])  # stable: file order kept within a kind
+    results: list[BatchResult] = []
+    for _, kind, entry in planned:
+        results += load_paths(
+            engine,
+            kind,
+            [directory / entry["path"]],
+            fmt=entry.get("format") or "auto",
+            caller=entry.get("caller"),
+            progress=progress,
+        )
+    return results

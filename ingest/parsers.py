@@ -1,0 +1,933 @@
+"""Streaming parsers: raw records in, PostgreSQL COPY text lines out, bad rows to the reject callback.
+
+Every value that reaches COPY has been validated here, so a load never fails on the server because
+of one bad row: the row is rejected with a short, stable reason (see REJECT_REASONS) instead. The
+hot paths (CSV and JSONL events) do as little per row as possible: the raw line is checked once
+for characters that need COPY escaping, and values that are already in a form PostgreSQL reads
+(ISO timestamps, three-digit status codes) are passed through untouched.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import math
+import re
+from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime
+from itertools import chain
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from ingest.sources import RejectFn, Source
+
+try:  # orjson is several times faster than json for the per-line JSONL path
+    import orjson
+
+    _loads: Callable[[str], Any] = orjson.loads
+    _JSON_ERRORS: tuple[type[Exception], ...] = (orjson.JSONDecodeError, ValueError)
+except ImportError:  # pragma: no cover - orjson comes with dagster-dbt
+    _loads = json.loads
+    _JSON_ERRORS = (ValueError,)
+
+# The reasons a row can be rejected with; each is stored verbatim in raw.load_rejects.reason.
+REJECT_REASONS = (
+    "malformed JSON",
+    "not a JSON object",
+    "broken CSV quoting",
+    "wrong number of fields",
+    "unparsable log line",
+    "invalid UTF-8",
+    "NUL byte",
+    "line too long",
+    "truncated gzip",
+    "corrupt gzip",
+    "missing developer_id",
+    "missing occurred_at",
+    "unparsable timestamp",
+    "bad status code",
+    "bad latency_ms",
+    "bad request_bytes",
+    "bad response_bytes",
+    "bad environment",
+    "missing incident_id",
+    "missing started_at",
+    "missing affected_route",
+    "missing route",
+    "bad monthly_quota",
+    "bad marketing_opt_in",
+    "bad promoted",
+    "bad value",
+)
+
+NULL = "\\N"
+
+EVENT_COLUMNS = (
+    "event_id",
+    "occurred_at",
+    "developer_id",
+    "company_id",
+    "method",
+    "path",
+    "status_code",
+    "latency_ms",
+    "request_bytes",
+    "response_bytes",
+    "environment",
+    "api_key_id",
+    "user_agent",
+    "ip",
+)
+EVENT_COLUMN_SET = frozenset(EVENT_COLUMNS)
+# COPY column list of raw.api_events, in the order the event lines are written.
+EVENT_COPY_COLUMNS = (*EVENT_COLUMNS, "extras", "batch_id")
+
+ROLES = frozenset(
+    {
+        "product",
+        "engineering",
+        "marketing",
+        "customer_success",
+        "developer_relations",
+        "sales",
+        "support",
+        "executive",
+    }
+)
+ENVIRONMENTS = {
+    "sandbox": "sandbox",
+    "production": "production",
+    "prod": "production",
+    "live": "production",
+    "test": "sandbox",
+    "dev": "sandbox",
+    "development": "sandbox",
+    "staging": "sandbox",
+}
+TRUE = frozenset({"true", "t", "1", "yes", "y", "on"})
+FALSE = frozenset({"false", "f", "0", "no", "n", "off"})
+STATUS_CODES = {str(code): str(code) for code in range(100, 600)}
+
+# Timestamps PostgreSQL reads exactly as Python does; anything else is re-serialised by Python.
+_PG_ISO = re.compile(
+    r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d(?::\d\d(?:\.\d{1,6})?)?(?:Z|[+-]\d\d(?::?\d\d)?)?\Z"
+)
+_fromiso = datetime.fromisoformat
+
+
+class Reject(Exception):
+    """A row that cannot be loaded; `reason` is one of REJECT_REASONS."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+# -- value conversion ----------------------------------------------------------------------------
+def copy_escape(value: str) -> str:
+    """Escape a value for COPY text format; NUL cannot be stored in PostgreSQL text at all."""
+    if "\x00" in value:
+        raise Reject("NUL byte")
+    return (
+        value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+    )
+
+
+def needs_escape(raw: str) -> bool:
+    """Whether a raw line may hold characters COPY text format must escape (checked once a row)."""
+    return "\\" in raw or "\t" in raw or "\r" in raw or "\x00" in raw
+
+
+def _text(value: Any, column: str) -> str | None:
+    if value is None or value == "":
+        return None
+    if type(value) is str:
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    raise Reject("bad value")
+
+
+def parse_timestamp(value: Any) -> tuple[str, datetime]:
+    """(text PostgreSQL reads with TimeZone=UTC, parsed datetime); no zone means UTC."""
+    if type(value) is not str:
+        raise Reject("unparsable timestamp")
+    try:
+        parsed = _fromiso(value)
+    except ValueError:
+        raise Reject("unparsable timestamp") from None
+    if _PG_ISO.match(value):
+        return value, parsed
+    return parsed.isoformat(), parsed
+
+
+def utc_iso(parsed: datetime) -> str:
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+    return parsed.isoformat()
+
+
+def _status(value: Any) -> str:
+    if type(value) is str:
+        code = STATUS_CODES.get(value)
+        if code is None:
+            code = STATUS_CODES.get(value.strip())
+    elif type(value) is int:
+        code = STATUS_CODES.get(str(value))
+    else:
+        code = None
+    if code is None:
+        raise Reject("bad status code")
+    return code
+
+
+def _float(value: Any, reason: str) -> str | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise Reject(reason)
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise Reject(reason) from None
+    if not math.isfinite(number) or number < 0:
+        raise Reject(reason)
+    return repr(number)
+
+
+def _int(value: Any, reason: str) -> str | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise Reject(reason)
+    if type(value) is float:
+        if not value.is_integer():
+            raise Reject(reason)
+        value = int(value)
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise Reject(reason) from None
+    if number < 0 or number >= 2**63:
+        raise Reject(reason)
+    return str(number)
+
+
+def _bool(value: Any, reason: str, default: str | None = None) -> str | None:
+    if value is None or value == "":
+        return default
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    text = str(value).strip().lower()
+    if text in TRUE:
+        return "t"
+    if text in FALSE:
+        return "f"
+    raise Reject(reason)
+
+
+def _dumps(extras: dict[str, Any]) -> str:
+    try:
+        text = json.dumps(extras, ensure_ascii=False, allow_nan=False, default=str)
+    except ValueError:
+        raise Reject("malformed JSON") from None
+    if "\\u0000" in text:
+        raise Reject("NUL byte")
+    return copy_escape(text)
+
+
+# -- API events ----------------------------------------------------------------------------------
+def event_line(
+    values: list[Any],
+    extras: dict[str, Any] | None,
+    escape: bool,
+    batch: str,
+    occurrence: int = 0,
+) -> str:
+    """One COPY line for raw.api_events from values in EVENT_COLUMNS order.
+
+    Without an event_id the id is a hash of the normalised row (timestamp in UTC, numbers
+    re-serialised), so the same call read from CSV, JSONL or another file gets the same id and
+    is loaded once. `occurrence` tells apart identical rows inside one file for sources with
+    one-second timestamps (access logs), where identical rows are distinct calls.
+    """
+    (eid, ts, dev, company, method, path, status, latency, req, resp, env, key, agent, ip) = values
+    if not dev:
+        raise Reject("missing developer_id")
+    if type(dev) is not str:
+        dev = _text(dev, "developer_id")
+    if not ts:
+        raise Reject("missing occurred_at")
+    ts_text, parsed = parse_timestamp(ts)
+    status = _status(status)
+    latency = _float(latency, "bad latency_ms") if latency not in (None, "") else None
+    req = _int(req, "bad request_bytes") if req not in (None, "") else None
+    resp = _int(resp, "bad response_bytes") if resp not in (None, "") else None
+    if env:
+        if type(env) is not str:
+            raise Reject("bad environment")
+        env = ENVIRONMENTS.get(env) or ENVIRONMENTS.get(env.strip().lower())
+        if env is None:
+            raise Reject("bad environment")
+    else:
+        env = None
+    if method:
+        method = method.upper() if type(method) is str else _text(method, "method")
+    else:
+        method = None
+    company = company if type(company) is str and company else _text(company, "company_id")
+    path = path if type(path) is str and path else _text(path, "path")
+    key = key if type(key) is str and key else _text(key, "api_key_id")
+    agent = agent if type(agent) is str and agent else _text(agent, "user_agent")
+    ip = ip if type(ip) is str and ip else _text(ip, "ip")
+    if eid:
+        if type(eid) is not str:
+            eid = _text(eid, "event_id")
+    else:
+        parts = [
+            utc_iso(parsed),
+            dev,
+            company or "",
+            method or "",
+            path or "",
+            status,
+            latency or "",
+            req or "",
+            resp or "",
+            env or "",
+            key or "",
+            agent or "",
+            ip or "",
+        ]
+        if occurrence:
+            parts.append(str(occurrence))
+        eid = hashlib.sha256("\x1f".join(parts).encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    row = [eid, ts_text, dev, company, method, path, status, latency, req, resp, env, key, agent, ip]
+    if escape:
+        row = [NULL if v is None else copy_escape(v) for v in row]
+        _check_utf8(row)
+    else:
+        row = [NULL if v is None else v for v in row]
+    row.append(_dumps(extras) if extras else NULL)
+    row.append(batch)
+    return "\t".join(row) + "\n"
+
+
+def _check_utf8(row: list[str]) -> None:
+    """JSON escapes can produce lone surrogates, which no UTF-8 database can store."""
+    for value in row:
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise Reject("invalid UTF-8") from None
+
+
+# -- tables other than events --------------------------------------------------------------------
+Converter = Callable[[Any], str | None]
+
+
+def _required(reason: str) -> Converter:
+    def convert(value: Any) -> str:
+        text = _text(value, reason)
+        if text is None or not text.strip():
+            raise Reject(reason)
+        return text.strip()
+
+    return convert
+
+
+def _optional_text(value: Any) -> str | None:
+    text = _text(value, "")
+    return text.strip() if text is not None else None
+
+
+def _optional_ts(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    return parse_timestamp(value.strip() if type(value) is str else value)[0]
+
+
+def _required_ts(reason: str) -> Converter:
+    def convert(value: Any) -> str:
+        if value is None or value == "":
+            raise Reject(reason)
+        return parse_timestamp(value.strip() if type(value) is str else value)[0]
+
+    return convert
+
+
+def _role(value: Any) -> str:
+    text = (_text(value, "role") or "").strip().lower().replace("-", "_").replace(" ", "_")
+    if not text:
+        return "unknown"
+    if text in ROLES:
+        return text
+    # Kept, not rejected: the developer still matters; dbt staging maps it to `unknown`.
+    return text
+
+
+TableSpec = tuple[tuple[str, Converter], ...]
+
+TABLE_SPECS: dict[str, TableSpec] = {
+    "developers": (
+        ("developer_id", _required("missing developer_id")),
+        ("email", _optional_text),
+        ("name", _optional_text),
+        ("company_id", _optional_text),
+        ("company_name", _optional_text),
+        ("role", _role),
+        ("signed_up_at", _optional_ts),
+        ("plan", _optional_text),
+        ("monthly_quota", lambda v: _int(v, "bad monthly_quota")),
+        ("timezone", _optional_text),
+        ("marketing_opt_in", lambda v: _bool(v, "bad marketing_opt_in")),
+    ),
+    "incidents": (
+        ("incident_id", _required("missing incident_id")),
+        ("title", _optional_text),
+        ("started_at", _required_ts("missing started_at")),
+        ("ended_at", _optional_ts),
+        ("affected_route", _required("missing affected_route")),
+    ),
+    "endpoints": (
+        ("route", _required("missing route")),
+        ("feature_name", _optional_text),
+        ("promoted", lambda v: _bool(v, "bad promoted", default="f")),
+        ("docs_url", _optional_text),
+    ),
+}
+
+
+def table_copy_columns(kind: str) -> tuple[str, ...]:
+    return (*(name for name, _ in TABLE_SPECS[kind]), "extras", "batch_id", "line_number")
+
+
+def table_line(
+    spec: TableSpec, values: list[Any], extras: dict[str, Any] | None, batch: str, lineno: int
+) -> str:
+    row = []
+    for (_, convert), value in zip(spec, values, strict=True):
+        out = convert(value)
+        row.append(NULL if out is None else copy_escape(out))
+    _check_utf8(row)
+    row.append(_dumps(extras) if extras else NULL)
+    row.append(batch)
+    row.append(str(lineno))
+    return "\t".join(row) + "\n"
+
+
+# -- record readers ------------------------------------------------------------------------------
+MAX_CONTINUATION_LINES = 100
+
+
+class MissingColumns(Exception):
+    """A CSV header without a column every row needs: the wrong file, not bad rows."""
+
+
+def csv_rows(
+    lines: Iterable[tuple[int, str]], reject: RejectFn
+) -> Iterator[tuple[int, list[str], str, bool]]:
+    """(line number, fields, raw text, escape needed) per CSV record; the header comes first.
+
+    A quoted field may span lines; an opening quote that never closes within
+    MAX_CONTINUATION_LINES lines rejects only its own line ("broken CSV quoting") and parsing
+    resumes on the next one, so one stray quote cannot swallow the rest of the file.
+    """
+    it = iter(lines)
+    while True:
+        restart = False
+        for lineno, line in it:
+            if not line:
+                continue
+            if '"' not in line:
+                yield lineno, line.split(","), line, needs_escape(line)
+                continue
+            parts = [line]
+            if line.count('"') % 2:
+                consumed: list[tuple[int, str]] = []
+                closed = False
+                while len(consumed) < MAX_CONTINUATION_LINES:
+                    nxt = next(it, None)
+                    if nxt is None:
+                        break
+                    consumed.append(nxt)
+                    parts.append(nxt[1])
+                    if nxt[1].count('"') % 2:
+                        closed = True
+                        break
+                if not closed:
+                    reject(lineno, "broken CSV quoting", line)
+                    it = chain(consumed, it)
+                    restart = True
+                    break
+            raw = "\n".join(parts)
+            try:
+                fields = next(csv.reader([p + "\n" for p in parts], strict=True))
+            except (csv.Error, StopIteration):
+                reject(lineno, "broken CSV quoting", raw)
+                continue
+            yield lineno, fields, raw, len(parts) > 1 or needs_escape(raw)
+        if not restart:
+            return
+
+
+def _csv_header(rows: Iterator[tuple[int, list[str], str, bool]]) -> list[str] | None:
+    first = next(rows, None)
+    if first is None:
+        return None
+    return [name.strip().lower() for name in first[1]]
+
+
+def parse_csv_events(
+    source: Source, reject: RejectFn, batch: str, caller: str | None = None
+) -> Iterator[str]:
+    rows = csv_rows(source.lines(), reject)
+    header = _csv_header(rows)
+    if header is None:
+        return
+    if "developer_id" not in header:
+        raise MissingColumns(f"{source.path}: no developer_id column in the CSV header")
+    if "occurred_at" not in header:
+        raise MissingColumns(f"{source.path}: no occurred_at column in the CSV header")
+    width = len(header)
+    index = [header.index(c) if c in header else -1 for c in EVENT_COLUMNS]
+    extra_index = [(i, name) for i, name in enumerate(header) if name not in EVENT_COLUMN_SET]
+    full = all(i >= 0 for i in index) and not extra_index
+    for lineno, fields, raw, escape in rows:
+        if len(fields) != width:
+            reject(lineno, "wrong number of fields", raw)
+            continue
+        if full:
+            values = [fields[i] for i in index]
+            extras = None
+        else:
+            values = [fields[i] if i >= 0 else None for i in index]
+            extras = {name: fields[i] for i, name in extra_index if fields[i] != ""} or None
+        try:
+            yield event_line(values, extras, escape, batch)
+        except Reject as exc:
+            reject(lineno, exc.reason, raw)
+
+
+def _json_objects(
+    source: Source, reject: RejectFn
+) -> Iterator[tuple[int, dict[str, Any], str, bool]]:
+    """(line number, object, raw line, escape needed) per JSON line; blank lines skipped."""
+    loads = _loads
+    for lineno, line in source.lines():
+        try:
+            obj = loads(line)
+        except _JSON_ERRORS:
+            if not line.strip():
+                continue
+            reject(lineno, "malformed JSON", line)
+            continue
+        if type(obj) is not dict:
+            reject(lineno, "not a JSON object", line)
+            continue
+        yield lineno, obj, line, "\\" in line or "\x00" in line
+
+
+def parse_jsonl_events(
+    source: Source, reject: RejectFn, batch: str, caller: str | None = None
+) -> Iterator[str]:
+    columns = EVENT_COLUMNS
+    known = EVENT_COLUMN_SET
+    for lineno, obj, line, escape in _json_objects(source, reject):
+        get = obj.get
+        values = [get(c) for c in columns]
+        extras = None if obj.keys() <= known else {k: v for k, v in obj.items() if k not in known}
+        try:
+            yield event_line(values, extras, escape, batch)
+        except Reject as exc:
+            reject(lineno, exc.reason, line)
+
+
+def parse_csv_table(kind: str, source: Source, reject: RejectFn, batch: str) -> Iterator[str]:
+    spec = TABLE_SPECS[kind]
+    rows = csv_rows(source.lines(), reject)
+    header = _csv_header(rows)
+    if header is None:
+        return
+    key = spec[0][0]
+    if key not in header:
+        raise MissingColumns(f"{source.path}: no {key} column in the CSV header")
+    width = len(header)
+    names = [name for name, _ in spec]
+    index = [header.index(n) if n in header else -1 for n in names]
+    extra_index = [(i, name) for i, name in enumerate(header) if name not in names]
+    for lineno, fields, raw, _escape in rows:
+        if len(fields) != width:
+            reject(lineno, "wrong number of fields", raw)
+            continue
+        values = [fields[i] if i >= 0 else None for i in index]
+        extras = {name: fields[i] for i, name in extra_index if fields[i] != ""} or None
+        try:
+            yield table_line(spec, values, extras, batch, lineno)
+        except Reject as exc:
+            reject(lineno, exc.reason, raw)
+
+
+def parse_jsonl_table(kind: str, source: Source, reject: RejectFn, batch: str) -> Iterator[str]:
+    spec = TABLE_SPECS[kind]
+    names = [name for name, _ in spec]
+    known = set(names)
+    for lineno, obj, line, _escape in _json_objects(source, reject):
+        values = [obj.get(n) for n in names]
+        extras = {k: v for k, v in obj.items() if k not in known} or None
+        try:
+            yield table_line(spec, values, extras, batch, lineno)
+        except Reject as exc:
+            reject(lineno, exc.reason, line)
+
+
+# -- Moesif --------------------------------------------------------------------------------------
+MAX_JSON_ELEMENT_CHARS = 64 << 20
+_decoder = json.JSONDecoder()
+_WS = " \t\r\n"
+
+
+def moesif_objects(
+    source: Source, reject: RejectFn
+) -> Iterator[tuple[int, Any, str, bool]]:
+    """Moesif events from JSON lines or from one JSON array, streamed element by element.
+
+    The array is never read whole: `raw_decode` runs over a sliding text buffer. An element that
+    does not parse is rejected ("malformed JSON") and reading resumes at the next line.
+    """
+    head = source.head(4096).lstrip()
+    if not head.startswith(b"["):
+        for lineno, obj, line, escape in _json_objects(source, reject):
+            yield lineno, obj, line, escape
+        return
+    chunks = source.text_chunks()
+    buf = ""
+    pos = 0
+    lineno = 1  # line number at buf[pos]
+    eof = False
+    started = False
+
+    def more() -> bool:
+        nonlocal buf, pos, eof
+        nxt = next(chunks, None)
+        if nxt is None:
+            eof = True
+            return False
+        buf = buf[pos:] + nxt
+        pos = 0
+        return True
+
+    def skip(chars: str) -> None:
+        nonlocal pos, lineno
+        while True:
+            while pos < len(buf) and buf[pos] in chars:
+                if buf[pos] == "\n":
+                    lineno += 1
+                pos += 1
+            if pos < len(buf) or eof or not more():
+                return
+
+    while True:
+        skip(_WS)
+        if not started:
+            if pos < len(buf) and buf[pos] == "[":
+                pos += 1
+                started = True
+                continue
+        skip(_WS + ",")
+        if pos >= len(buf):
+            if source.broken:
+                reject(lineno, source.broken, "")
+            else:
+                reject(lineno, "malformed JSON", "(JSON array not closed)")
+            return
+        if buf[pos] == "]":
+            return
+        try:
+            obj, end = _decoder.raw_decode(buf, pos)
+        except json.JSONDecodeError as exc:
+            need_more = not eof and (
+                exc.pos >= len(buf) - 1
+                or ("Unterminated string" in exc.msg and "\n" not in buf[exc.pos :])
+                or len(buf) - pos < 4096
+            )
+            if need_more and len(buf) - pos < MAX_JSON_ELEMENT_CHARS and more():
+                continue
+            if eof and source.broken:
+                reject(lineno, source.broken, buf[pos:][:65536])
+                return
+            # Reject up to the end of the line and resume after it.
+            nl = buf.find("\n", pos)
+            stop = len(buf) if nl < 0 else nl
+            reject(lineno, "malformed JSON", buf[pos:stop][:65536])
+            pos = stop
+            continue
+        text = buf[pos:end]
+        yield lineno, obj, text, True
+        lineno += text.count("\n")
+        pos = end
+        if pos > len(buf) // 2 and not eof:
+            buf = buf[pos:]
+            pos = 0
+        if len(buf) - pos < 65536 and not eof:
+            more()
+
+
+def _ms_between(start: datetime, end: datetime) -> float:
+    if (start.tzinfo is None) != (end.tzinfo is None):
+        start = start.replace(tzinfo=start.tzinfo or UTC)
+        end = end.replace(tzinfo=end.tzinfo or UTC)
+    return (end - start).total_seconds() * 1000.0
+
+
+def _header(headers: Any, name: str) -> Any:
+    if not isinstance(headers, dict):
+        return None
+    lowered = name.lower()
+    for key, value in headers.items():
+        if key.lower() == lowered:
+            return value
+    return None
+
+
+_MOESIF_KNOWN = frozenset(
+    {"request", "response", "user_id", "company_id", "session_token", "metadata", "event_id", "id"}
+)
+
+
+def moesif_values(obj: dict[str, Any]) -> tuple[list[Any], dict[str, Any] | None]:
+    """Map one Moesif event to EVENT_COLUMNS values plus extras (metadata and unknown keys)."""
+    request = obj.get("request")
+    response = obj.get("response")
+    if not isinstance(request, dict) or not isinstance(response, dict):
+        raise Reject("malformed JSON")
+    started = request.get("time")
+    if not started:
+        raise Reject("missing occurred_at")
+    _, start_dt = parse_timestamp(started)
+    latency = None
+    if response.get("time"):
+        _, end_dt = parse_timestamp(response["time"])
+        latency = _ms_between(start_dt, end_dt)
+        if latency < 0:
+            raise Reject("bad latency_ms")
+    uri = request.get("uri")
+    path = uri
+    if type(uri) is str and "://" in uri:
+        parts = urlsplit(uri)
+        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    metadata = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else None
+    environment = None
+    if metadata:
+        environment = metadata.get("environment") or metadata.get("env")
+    extras: dict[str, Any] = {}
+    if metadata:
+        extras["metadata"] = metadata
+    for key, value in obj.items():
+        if key not in _MOESIF_KNOWN:
+            extras[key] = value
+    for key in ("api_version", "transfer_encoding"):
+        if request.get(key) is not None:
+            extras[f"request.{key}"] = request[key]
+    status = response.get("status")
+    values = [
+        obj.get("event_id") or obj.get("id"),
+        started,
+        obj.get("user_id"),
+        obj.get("company_id"),
+        request.get("verb"),
+        path,
+        status if type(status) is not float else int(status),
+        latency,
+        _header(request.get("headers"), "Content-Length"),
+        _header(response.get("headers"), "Content-Length"),
+        environment,
+        obj.get("session_token"),
+        _header(request.get("headers"), "User-Agent"),
+        request.get("ip_address"),
+    ]
+    return values, extras or None
+
+
+def parse_moesif_events(
+    source: Source, reject: RejectFn, batch: str, caller: str | None = None
+) -> Iterator[str]:
+    for lineno, obj, text, _escape in moesif_objects(source, reject):
+        try:
+            if type(obj) is not dict:
+                raise Reject("not a JSON object")
+            values, extras = moesif_values(obj)
+            yield event_line(values, extras, True, batch)
+        except Reject as exc:
+            reject(lineno, exc.reason, text)
+
+
+# -- Apache / NGINX combined access log ----------------------------------------------------------
+_COMBINED = re.compile(
+    r'(?P<ip>\S+) (?P<ident>\S+) (?P<user>\S+|"[^"]*") \[(?P<time>[^\]]+)\] '
+    r'"(?P<request>(?:[^"\\]|\\.)*)" (?P<status>\S+) (?P<bytes>\S+)'
+    r'(?: "(?P<referer>(?:[^"\\]|\\.)*)" "(?P<agent>(?:[^"\\]|\\.)*)")?(?P<rest>.*)\Z'
+)
+_MONTHS = {
+    m: i + 1
+    for i, m in enumerate(
+        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+    )
+}
+_CLF_TIME = re.compile(r"(\d\d)/(\w{3})/(\d{4}):(\d\d):(\d\d):(\d\d)(?:\.(\d{1,6}))? ([+-])(\d\d)(\d\d)\Z")
+_REST_KV = re.compile(r'([A-Za-z_][\w.-]*)[=:]\s*("(?:[^"\\]|\\.)*"|\S+)')
+_REST_NUMBER = re.compile(r"\s*(\d+(?:\.\d+)?)\s*\Z")
+_LATENCY_KEYS = ("request_time", "rt", "upstream_response_time", "urt", "duration")
+
+
+def _clf_time(text: str) -> str:
+    """`10/Oct/2000:13:55:36 -0700` -> ISO 8601 with offset."""
+    match = _CLF_TIME.match(text)
+    if not match or match.group(2) not in _MONTHS:
+        raise Reject("unparsable timestamp")
+    day, mon, year, hh, mm, ss, frac, sign, oh, om = match.groups()
+    iso = f"{year}-{_MONTHS[mon]:02d}-{day}T{hh}:{mm}:{ss}"
+    if frac:
+        iso += f".{frac}"
+    iso += f"{sign}{oh}:{om}"
+    try:
+        _fromiso(iso)
+    except ValueError:
+        raise Reject("unparsable timestamp") from None
+    return iso
+
+
+def _unquote(value: str) -> str:
+    if len(value) >= 2 and value[0] == '"' and value[-1] == '"':
+        return value[1:-1].replace('\\"', '"')
+    return value
+
+
+def _norm_key(name: str) -> str:
+    key = name.strip().lower().replace("-", "_")
+    return key[5:] if key.startswith("http_") else key
+
+
+def validate_caller(caller: str | None) -> str | None:
+    """Check a --caller rule early so a typo is one clear error, not a file of rejects."""
+    if caller in (None, "", "auto"):
+        return None
+    if caller in ("remote-user", "ip"):
+        return caller
+    for prefix in ("query:", "header:"):
+        if caller.startswith(prefix) and caller[len(prefix) :].strip():
+            return caller
+    raise ValueError(
+        f"unknown --caller {caller!r}: use remote-user, ip, query:PARAM or header:NAME"
+    )
+
+
+def parse_combined_events(
+    source: Source, reject: RejectFn, batch: str, caller: str | None = None
+) -> Iterator[str]:
+    """Access-log lines -> events. The caller rule picks developer_id (see DESIGN.md)."""
+    caller = validate_caller(caller)
+    window_ts: str | None = None
+    seen: dict[str, int] = {}
+    for lineno, line in source.lines():
+        if not line.strip():
+            continue
+        match = _COMBINED.match(line)
+        if match is None:
+            reject(lineno, "unparsable log line", line)
+            continue
+        try:
+            ts = _clf_time(match.group("time"))
+            request = match.group("request")
+            pieces = request.split(" ")
+            if len(pieces) == 3 and pieces[2].startswith("HTTP/"):
+                method, path = pieces[0], pieces[1]
+            elif len(pieces) == 2 and pieces[0].isalpha():
+                method, path = pieces[0], pieces[1]
+            else:
+                raise Reject("unparsable log line")
+            query = parse_qs(urlsplit(path).query) if "?" in path else {}
+            user = _unquote(match.group("user"))
+            user = None if user in ("-", "") else user
+            ip = match.group("ip")
+            agent = match.group("agent")
+            referer = match.group("referer")
+            rest = match.group("rest") or ""
+            kv = {_norm_key(k): _unquote(v) for k, v in _REST_KV.findall(rest)} if rest else {}
+            developer = _caller(caller, user, ip, query, kv, agent, referer)
+            latency = None
+            for key in _LATENCY_KEYS:
+                if key in kv:
+                    latency = kv[key]
+                    break
+            else:
+                bare = _REST_NUMBER.match(rest) if rest else None
+                if bare:
+                    latency = bare.group(1)
+            if latency not in (None, "", "-"):
+                try:
+                    latency = float(str(latency).split(",")[0]) * 1000.0
+                except ValueError:
+                    raise Reject("bad latency_ms") from None
+            else:
+                latency = None
+            size = match.group("bytes")
+            api_key = query.get("api_key", [None])[0]
+            values = [
+                None,
+                ts,
+                developer,
+                None,
+                method,
+                path,
+                match.group("status"),
+                latency,
+                None if size == "-" else size,
+                None,
+                kv.get("environment") or kv.get("env"),
+                api_key,
+                None if agent in (None, "-") else agent,
+                ip,
+            ]
+            extras: dict[str, Any] = {}
+            if referer and referer != "-":
+                extras["referer"] = referer
+            if rest.strip():
+                extras["log_rest"] = rest.strip()
+            if ts != window_ts:  # identical lines only count within one timestamp
+                window_ts = ts
+                seen.clear()
+            key = line
+            seen[key] = occurrence = seen.get(key, 0) + 1
+            yield event_line(values, extras or None, True, batch, occurrence)
+        except Reject as exc:
+            reject(lineno, exc.reason, line)
+
+
+def _caller(
+    rule: str | None,
+    user: str | None,
+    ip: str,
+    query: dict[str, list[str]],
+    kv: dict[str, str],
+    agent: str | None,
+    referer: str | None,
+) -> str | None:
+    if rule is None:
+        return user or (query.get("api_key") or [None])[0] or (ip if ip != "-" else None)
+    if rule == "remote-user":
+        return user
+    if rule == "ip":
+        return ip if ip != "-" else None
+    if rule.startswith("query:"):
+        return (query.get(rule[6:]) or [None])[0] or None
+    name = _norm_key(rule[7:])
+    if name == "user_agent":
+        return None if agent in (None, "-") else agent
+    if name in ("referer", "referrer"):
+        return None if referer in (None, "-") else referer
+    value = kv.get(name)
+    return None if value in (None, "-", "") else value

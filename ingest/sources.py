@@ -1,0 +1,228 @@
+"""Reading raw files as a stream of numbered text lines, in constant memory.
+
+Every parser reads through `Source`, so gzip (found by its magic bytes, not the file name), a UTF-8
+byte-order mark, CRLF line ends, undecodable bytes, over-long lines and a gzip stream that breaks
+off are handled once, here. Lines that cannot become text are handed to the reject callback with
+their physical line number instead of stopping the load.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+GZIP_MAGIC = b"\x1f\x8b"
+BOM = b"\xef\xbb\xbf"
+CHUNK_SIZE = 1 << 20
+# A line longer than this is rejected in pieces instead of growing a buffer without bound.
+MAX_LINE_BYTES = 16 << 20
+
+RejectFn = Callable[[int, str, str], None]
+ProgressFn = Callable[[int], None]
+
+
+def _noop_reject(lineno: int, reason: str, raw: str) -> None:
+    return None
+
+
+class Source:
+    """One raw file: decompressed bytes, text chunks or numbered lines, with progress on bytes read.
+
+    `progress(n)` is called with the number of file bytes (compressed bytes for gzip) read since the
+    last call, so a progress bar over file sizes ends at 100% for plain and gzip files alike.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        reject: RejectFn | None = None,
+        progress: ProgressFn | None = None,
+        chunk_size: int = CHUNK_SIZE,
+    ) -> None:
+        self.path = Path(path)
+        self.reject = reject or _noop_reject
+        self.progress = progress
+        self.chunk_size = chunk_size
+        self.gzip = False
+        # Set when a gzip stream ends early or is corrupt: the reason given to what is lost.
+        self.broken: str | None = None
+        self.lines_read = 0
+
+    # -- bytes -----------------------------------------------------------------------------------
+    def byte_chunks(self) -> Iterator[bytes]:
+        """Decompressed file content in chunks, the BOM removed; sets `broken` on a bad gzip."""
+        first = True
+        for chunk in self._decompressed():
+            if first:
+                first = False
+                if chunk.startswith(BOM):
+                    chunk = chunk[len(BOM) :]
+            if chunk:
+                yield chunk
+
+    def _raw_chunks(self) -> Iterator[bytes]:
+        with open(self.path, "rb") as fh:
+            while True:
+                chunk = fh.read(self.chunk_size)
+                if not chunk:
+                    return
+                if self.progress is not None:
+                    self.progress(len(chunk))
+                yield chunk
+
+    def _decompressed(self) -> Iterator[bytes]:
+        raw = self._raw_chunks()
+        head = next(raw, b"")
+        if not head.startswith(GZIP_MAGIC):
+            if head:
+                yield head
+            yield from raw
+            return
+        self.gzip = True
+        # zlib directly rather than gzip.GzipFile: on a truncated stream we keep every byte that
+        # was decompressed before the break, and we know exactly where it broke.
+        decomp = zlib.decompressobj(wbits=31)
+        in_member = False  # fed bytes to the current member and not yet at its end
+        pending = head
+        while True:
+            while pending:
+                in_member = True
+                try:
+                    out = decomp.decompress(pending)
+                except zlib.error:
+                    self.broken = "corrupt gzip"
+                    return
+                if out:
+                    yield out
+                if decomp.eof:
+                    in_member = False
+                    pending = decomp.unused_data
+                    # Concatenated gzip members (e.g. `cat a.gz b.gz`) are one stream.
+                    decomp = zlib.decompressobj(wbits=31)
+                    if pending and not pending.startswith(GZIP_MAGIC):
+                        self.broken = "corrupt gzip"
+                        return
+                else:
+                    pending = b""
+            nxt = next(raw, None)
+            if nxt is None:
+                break
+            pending = nxt
+        if in_member:
+            tail = decomp.flush()
+            if tail:
+                yield tail
+            self.broken = "truncated gzip"
+
+    def head(self, size: int = 65536) -> bytes:
+        """The first decompressed bytes (without BOM), for format sniffing."""
+        out = b""
+        saved = self.progress
+        self.progress = None
+        try:
+            for chunk in self.byte_chunks():
+                out += chunk
+                if len(out) >= size:
+                    break
+        finally:
+            self.progress = saved
+            self.broken = None
+        return out[:size]
+
+    # -- text ------------------------------------------------------------------------------------
+    def text_chunks(self) -> Iterator[str]:
+        """Decoded text in chunks that end on a line boundary (for the streaming JSON array reader).
+
+        Invalid UTF-8 becomes U+FFFD here; the JSON reader rejects the element it lands in only if
+        the element itself does not parse, which is the best a byte stream without lines allows.
+        """
+        carry = b""
+        for chunk in self.byte_chunks():
+            data = carry + chunk if carry else chunk
+            cut = data.rfind(b"\n")
+            if cut < 0 and len(data) < MAX_LINE_BYTES:
+                carry = data
+                continue
+            if cut < 0:
+                cut = len(data) - 1
+                while cut > 0 and (data[cut] & 0xC0) == 0x80:
+                    cut -= 1
+                cut -= 1
+            carry = data[cut + 1 :]
+            yield data[: cut + 1].decode("utf-8", "replace").replace("\r\n", "\n")
+        if carry:
+            yield carry.decode("utf-8", "replace").replace("\r\n", "\n")
+
+    def lines(self) -> Iterator[tuple[int, str]]:
+        """(line number, text) for every physical line, 1-based, line end removed.
+
+        Lines that are not UTF-8 or longer than MAX_LINE_BYTES go to the reject callback. After a
+        broken gzip stream the partial last line is rejected with the gzip reason, and so is the
+        break itself when it fell on a line boundary, so the loss is always visible.
+        """
+        lineno = 0
+        carry = b""
+        oversize = False  # skipping the rest of an over-long line
+        for chunk in self.byte_chunks():
+            data = carry + chunk if carry else chunk
+            cut = data.rfind(b"\n")
+            if cut < 0:
+                if len(data) > MAX_LINE_BYTES:
+                    if not oversize:
+                        self.reject(lineno + 1, "line too long", _preview(data))
+                    oversize = True
+                    carry = b""
+                else:
+                    carry = data
+                continue
+            carry = data[cut + 1 :]
+            block = data[: cut + 1]
+            if oversize:
+                # The first line of this block is the tail of the over-long line: skip it.
+                first_nl = block.find(b"\n")
+                block = block[first_nl + 1 :]
+                lineno += 1
+                oversize = False
+            try:
+                text = block.decode("utf-8")
+            except UnicodeDecodeError:
+                for raw_line in block.split(b"\n")[:-1]:
+                    lineno += 1
+                    try:
+                        line = raw_line.decode("utf-8")
+                    except UnicodeDecodeError:
+                        self.reject(lineno, "invalid UTF-8", raw_line.decode("utf-8", "replace"))
+                        continue
+                    if line.endswith("\r"):
+                        line = line[:-1]
+                    yield lineno, line
+                continue
+            if "\r" in text:
+                text = text.replace("\r\n", "\n")
+            parts = text.split("\n")
+            parts.pop()  # block ends with "\n": the last part is empty
+            for line in parts:
+                lineno += 1
+                yield lineno, line
+        if oversize:
+            lineno += 1
+            carry = b""
+        if self.broken:
+            lineno += 1
+            self.reject(lineno, self.broken, carry.decode("utf-8", "replace"))
+        elif carry:
+            lineno += 1
+            try:
+                line = carry.decode("utf-8")
+            except UnicodeDecodeError:
+                self.reject(lineno, "invalid UTF-8", carry.decode("utf-8", "replace"))
+            else:
+                if line.endswith("\r"):
+                    line = line[:-1]
+                yield lineno, line
+        self.lines_read = lineno
+
+
+def _preview(data: bytes, limit: int = 4096) -> str:
+    return data[:limit].decode("utf-8", "replace")

@@ -1,0 +1,284 @@
+"""dbt, run in process: the models, tests and segments of dbt_project/ on the configured warehouse.
+
+`onramp build`, Dagster and the tests all come through `run_dbt`, so they share one way of
+connecting (the environment `onramp.warehouse.dbt_env()` gives the profile in
+dbt_project/profiles.yml), one way of passing the as-of date (dbt var `as_of_date`) and one way of
+reporting a failure: an `OnrampError` whose single line names the models and tests that failed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import click
+
+from onramp.errors import OnrampError
+from onramp.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# The dbt project root is the repo root (dbt_project.yml); profiles.yml lives in dbt_project/.
+PROJECT_DIR = Path(__file__).resolve().parents[1]
+PROFILES_DIR = PROJECT_DIR / "dbt_project"
+TARGET_DIR = PROJECT_DIR / "target"
+
+# Commands that never touch the warehouse: no raw schema, no connection needed.
+_OFFLINE_COMMANDS = {"parse", "ls", "list", "deps", "clean", "debug"}
+_FAILED = {"error", "fail", "runtime error"}
+
+
+class DbtError(OnrampError):
+    """dbt failed; the message is one line naming what failed."""
+
+
+@dataclass
+class DbtRun:
+    """What a dbt invocation did, for a one-line summary and for callers that check results."""
+
+    command: str
+    success: bool
+    seconds: float
+    models_built: int = 0
+    models_failed: int = 0
+    tests_passed: int = 0
+    tests_warned: int = 0
+    tests_failed: int = 0
+    skipped: int = 0
+    failures: list[str] = field(default_factory=list)
+    results: Any = None  # dbt's own result object (RunExecutionResult, Manifest, ...)
+
+    def summary(self) -> str:
+        """One line: models built, tests passed/failed, seconds."""
+        parts = [f"{self.models_built} models built"]
+        if self.models_failed:
+            parts.append(f"{self.models_failed} models failed")
+        tests = f"{self.tests_passed} tests passed, {self.tests_failed} failed"
+        if self.tests_warned:
+            tests += f", {self.tests_warned} warned"
+        parts.append(tests)
+        if self.skipped:
+            parts.append(f"{self.skipped} skipped")
+        return f"dbt {self.command}: " + ", ".join(parts) + f" in {self.seconds:.1f} s"
+
+
+def manifest_path(settings: Settings | None = None) -> Path:
+    """target/manifest.json of the project, running `dbt parse` first when it is missing.
+
+    email_sync and Dagster read segment meta from it, so it must exist before they start.
+    """
+    path = TARGET_DIR / "manifest.json"
+    if not path.exists():
+        run_dbt(["parse"], settings=settings)
+    return path
+
+
+def _with_as_of(args: list[str], as_of: date | None) -> list[str]:
+    """Add var as_of_date to the args, merged into a --vars the caller may already pass."""
+    if as_of is None:
+        return args
+    args = list(args)
+    extra = {"as_of_date": as_of.isoformat()}
+    for flag in ("--vars",):
+        if flag in args:
+            i = args.index(flag)
+            import yaml
+
+            try:
+                given = yaml.safe_load(args[i + 1]) or {}
+            except (IndexError, yaml.YAMLError) as exc:
+                raise DbtError(f"--vars must be a YAML/JSON mapping: {exc}") from exc
+            if not isinstance(given, dict):
+                raise DbtError("--vars must be a YAML/JSON mapping")
+            args[i + 1] = json.dumps({**given, **extra})
+            return args
+    return [*args, "--vars", json.dumps(extra)]
+
+
+@contextmanager
+def _dbt_environment(settings: Settings | None, offline: bool) -> Iterator[None]:
+    """The env dbt reads (profile connection, profiles dir), restored afterwards."""
+    from onramp.warehouse import dbt_env
+
+    if offline:
+        # parse/ls do not connect, but profiles.yml still renders env_var('ONRAMP_PG_HOST').
+        env = {"ONRAMP_PG_HOST": os.environ.get("ONRAMP_PG_HOST", "localhost")}
+    else:
+        env = dbt_env(settings)
+    env["DBT_PROFILES_DIR"] = str(PROFILES_DIR)
+    saved = {key: os.environ.get(key) for key in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _ensure_raw(settings: Settings | None) -> None:
+    """Sources must resolve on an empty warehouse: create the raw schema before dbt runs."""
+    from ingest.schema import ensure_raw_schema
+    from onramp.warehouse import get_engine
+
+    ensure_raw_schema(get_engine(settings))
+
+
+def _node_label(node: Any) -> str:
+    resource = getattr(node, "resource_type", "node")
+    resource = getattr(resource, "value", resource)
+    return f"{resource} {getattr(node, 'name', '?')}"
+
+
+def _first_line(text: Any) -> str:
+    for line in str(text or "").splitlines():
+        line = line.strip()
+        if line:
+            return line
+    return ""
+
+
+def _tally(command: str, res: Any, seconds: float) -> DbtRun:
+    run = DbtRun(command=command, success=bool(res.success), seconds=seconds, results=res.result)
+    results = getattr(res.result, "results", None)
+    if not results:
+        return run
+    for r in results:
+        node = r.node
+        status = str(getattr(r.status, "value", r.status)).lower()
+        resource = str(getattr(node.resource_type, "value", node.resource_type))
+        is_test = resource in ("test", "unit_test")
+        if status in ("skipped", "no-op"):
+            run.skipped += status == "skipped"
+            continue
+        if is_test:
+            if status == "pass":
+                run.tests_passed += 1
+            elif status == "warn":
+                run.tests_warned += 1
+            else:
+                run.tests_failed += 1
+        elif resource in ("model", "seed", "snapshot"):
+            if status in ("success", "pass"):
+                run.models_built += 1
+            else:
+                run.models_failed += 1
+        if status in _FAILED:
+            detail = _first_line(r.message)
+            if is_test and getattr(r, "failures", None):
+                detail = f"{r.failures} failing rows"
+            run.failures.append(f"{_node_label(node)} ({detail})" if detail else _node_label(node))
+    return run
+
+
+def run_dbt(
+    args: Sequence[str],
+    as_of: date | None = None,
+    settings: Settings | None = None,
+    *,
+    check: bool = True,
+    on_node: Callable[[str, str], None] | None = None,
+) -> DbtRun:
+    """Run one dbt command in process, e.g. run_dbt(["build", "--select", "segments"]).
+
+    as_of sets var `as_of_date` (default: the project's, yesterday UTC). With check (default), a
+    failed invocation raises DbtError with one line naming the failed nodes. on_node(unique_id,
+    status) is called as each node finishes (progress display).
+    """
+    from dbt.cli.main import dbtRunner
+
+    args = [str(a) for a in args]
+    if not args:
+        raise DbtError("no dbt command given")
+    command = args[0]
+    offline = command in _OFFLINE_COMMANDS
+    if not offline:
+        _ensure_raw(settings)
+    full_args = [
+        *_with_as_of(args, as_of),
+        "--project-dir",
+        str(PROJECT_DIR),
+        "--profiles-dir",
+        str(PROFILES_DIR),
+    ]
+    callbacks = []
+    if on_node is not None:
+
+        def _callback(event: Any) -> None:
+            if event.info.name == "NodeFinished":
+                info = event.data.node_info
+                on_node(info.unique_id, info.node_status)
+
+        callbacks.append(_callback)
+    log.info("dbt %s", " ".join(args))
+    started = time.monotonic()
+    with _dbt_environment(settings, offline):
+        res = dbtRunner(callbacks=callbacks).invoke(full_args)
+    run = _tally(command, res, time.monotonic() - started)
+    if check and not run.success:
+        if run.failures:
+            shown = "; ".join(run.failures[:3])
+            more = f" and {len(run.failures) - 3} more" if len(run.failures) > 3 else ""
+            raise DbtError(f"dbt {command} failed: {shown}{more}")
+        reason = _first_line(res.exception) or "see logs/dbt.log"
+        raise DbtError(f"dbt {command} failed: {reason}")
+    return run
+
+
+@click.command("build")
+@click.option(
+    "--as-of",
+    "as_of",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    default=None,
+    help="Last complete day of data (YYYY-MM-DD); default yesterday in UTC.",
+)
+@click.option("--full-refresh", is_flag=True, help="Rebuild incremental models from scratch.")
+@click.option(
+    "--select",
+    "-s",
+    "select",
+    multiple=True,
+    help="dbt node selection (repeatable), e.g. --select segments or --select +seg_stage_sandbox.",
+)
+@click.option(
+    "--vars",
+    "dbt_vars",
+    default=None,
+    help="Extra dbt vars as YAML/JSON, e.g. '{stage_window_days: 14}'.",
+)
+def build(as_of: Any, full_refresh: bool, select: tuple[str, ...], dbt_vars: str | None) -> None:
+    """Build the dbt models (staging, marts, segments) and run their tests."""
+    args = ["build", "--quiet"]
+    if full_refresh:
+        args.append("--full-refresh")
+    for selector in select:
+        args += ["--select", selector]
+    if dbt_vars:
+        args += ["--vars", dbt_vars]
+    done = 0
+
+    def progress(unique_id: str, status: str) -> None:
+        nonlocal done
+        done += 1
+        if sys.stderr.isatty():
+            name = unique_id.split(".")[-1][:60]
+            click.echo(f"\r{done} nodes done: {name:<60}", nl=False, err=True)
+
+    try:
+        run = run_dbt(args, as_of=as_of.date() if as_of else None, on_node=progress)
+    finally:
+        if done and sys.stderr.isatty():
+            click.echo("\r" + " " * 80 + "\r", nl=False, err=True)
+    click.echo(run.summary())

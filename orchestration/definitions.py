@@ -1,0 +1,22 @@
+"""The Dagster code location: assembles each area's definitions, nothing else.
+
+`dagster dev -m orchestration.definitions` (what `onramp ui` runs) and the in-process demo load
+this module. Areas: defs/ingest (raw loads, freshness check, landing sensor), defs/dbt (dbt models
+and tests, daily schedule), defs/email (segment syncs, hourly schedule).
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from orchestration.defs import dbt as dbt_area
+from orchestration.defs import email as email_area
+from orchestration.defs import ingest as ingest_area
+from orchestration.lib.resources import RESOURCE_KEY, OnrampResource
+
+defs = dg.Definitions.merge(
+    ingest_area.defs,
+    dbt_area.defs,
+    email_area.defs,
+    dg.Definitions(resources={RESOURCE_KEY: OnrampResource()}),
+)

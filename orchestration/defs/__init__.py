@@ -1,0 +1,1 @@
+"""Dagster definitions by area: ingest (raw loads), dbt (models, tests), email (segment syncs)."""

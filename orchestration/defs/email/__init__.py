@@ -1,0 +1,227 @@
+"""One sync asset per synced segment, built from the dbt manifest's segment meta; the hourly sync.
+
+Nothing here names a segment: every ``seg_`` model whose ``config.meta.onramp`` asks for a list or
+an email becomes an asset ``sync_<segment>`` downstream of its model. The syncs are one
+multi-asset, so a run pushes segments one at a time in email priority order (the global frequency
+cap then favours the important email, as `onramp sync` does) while the UI still shows, selects and
+records each segment on its own.
+"""
+
+# No `from __future__ import annotations`: Dagster reads the context annotations at definition time.
+import datetime as dt
+
+import dagster as dg
+
+from email_sync.specs import SegmentSpec, load_segment_specs
+from orchestration.lib.automation import (
+    default_schedule_status,
+    sync_run_tags,
+)
+from orchestration.lib.dbt_project import ensure_manifest
+from orchestration.lib.dbt_translator import model_asset_key
+from orchestration.lib.freshness import EventFreshness, raw_events_freshness
+from orchestration.lib.instance import EMAIL_POOL
+from orchestration.lib.resources import OnrampResource, parse_as_of, run_config_for
+
+EMAIL_GROUP = "email"
+CHECK_NAME = "no_failed_sends"
+
+SPECS: list[SegmentSpec] = load_segment_specs(ensure_manifest())
+
+
+def sync_asset_key(segment: str) -> dg.AssetKey:
+    return dg.AssetKey(f"sync_{segment}")
+
+
+def _describe(spec: SegmentSpec) -> str:
+    parts = [f"Syncs `{spec.schema}.{spec.table}` to the email provider."]
+    if spec.email:
+        parts.append(
+            f"Emails `{spec.email.template}` ({spec.email.kind}, priority {spec.email.priority}"
+            + (", bypasses the frequency cap" if spec.email.bypass_frequency_cap else "")
+            + ") to each member who enters"
+            + ("; again on re-entry." if spec.reentry else "; once per member.")
+        )
+    if spec.list_name:
+        parts.append(f"Mirrors membership into the list `{spec.list_name}`.")
+    if spec.requires_fresh_events:
+        parts.append("Holds sends back while raw API events are stale (requires_fresh_events).")
+    return " ".join(parts)
+
+
+def _asset_spec(spec: SegmentSpec) -> dg.AssetSpec:
+    return dg.AssetSpec(
+        key=sync_asset_key(spec.name),
+        deps=[model_asset_key(f"seg_{spec.name}")],
+        group_name=EMAIL_GROUP,
+        description=_describe(spec),
+        kinds={"email"},
+        skippable=True,
+        tags={"onramp/requires_fresh_events": str(spec.requires_fresh_events).lower()},
+        metadata={
+            "segment": spec.name,
+            "relation": f"{spec.schema}.{spec.table}",
+            "template": spec.email.template if spec.email else "",
+            "email_kind": spec.email.kind if spec.email else "",
+            "priority": spec.priority,
+            "list": spec.list_name or "",
+            "requires_fresh_events": spec.requires_fresh_events,
+        },
+    )
+
+
+def _check_spec(spec: SegmentSpec) -> dg.AssetCheckSpec:
+    return dg.AssetCheckSpec(
+        name=CHECK_NAME,
+        asset=sync_asset_key(spec.name),
+        description="No email of this sync failed (failed sends are retried by the next sync).",
+    )
+
+
+def _metadata(result, held_back: EventFreshness | None, freshness: EventFreshness) -> dict:
+    hashes = list(getattr(result, "sample_member_hashes", []) or [])
+    metadata = {
+        "members": result.members,
+        "entered": result.entered,
+        "exited": result.exited,
+        "sent": result.sent,
+        "suppressed": result.suppressed,
+        "failed": result.failed,
+        "capped": result.capped,
+        "skipped": result.skipped,
+        "dry_run": bool(result.dry_run),
+        "held_back": held_back is not None,
+        "as_of": result.as_of.isoformat(),
+        "provider": result.provider,
+        "raw_events": freshness.describe(),
+        "sample_email": dg.MetadataValue.md(
+            result.sample_markdown or "_no email rendered in this sync_"
+        ),
+        "sample_member_keys": dg.MetadataValue.md(
+            "\n".join(f"- `{h}`" for h in hashes) if hashes else "_none_"
+        ),
+    }
+    if getattr(result, "list_added", 0) or getattr(result, "list_removed", 0):
+        metadata["list_added"] = result.list_added
+        metadata["list_removed"] = result.list_removed
+    notes = list(getattr(result, "notes", []) or [])
+    if held_back is not None:
+        notes.insert(0, f"sends held back: {held_back.describe()}")
+    if notes:
+        metadata["notes"] = "; ".join(notes)
+    return metadata
+
+
+@dg.multi_asset(
+    name="segment_syncs",
+    specs=[_asset_spec(spec) for spec in SPECS],
+    check_specs=[_check_spec(spec) for spec in SPECS],
+    can_subset=True,
+    pool=EMAIL_POOL,
+)
+def segment_syncs(context: dg.AssetExecutionContext, onramp: OnrampResource):
+    """Sync the selected segments, highest email priority first; a refused one stops only itself."""
+    from email_sync.sync import sync_segment
+
+    settings = onramp.settings()
+    engine = onramp.engine()
+    as_of = onramp.as_of()
+    freshness = raw_events_freshness(engine, as_of, onramp.max_event_lag_hours)
+    selected = context.selected_asset_keys
+    errors: list[str] = []
+    for spec in SPECS:  # already in priority order
+        key = sync_asset_key(spec.name)
+        if key not in selected:
+            continue
+        held_back = freshness if spec.requires_fresh_events and not freshness.fresh else None
+        if held_back is not None:
+            # A dry run still shows who would have entered and what they would get, and records
+            # nothing: the next sync on fresh data sends to them.
+            context.log.warning(f"sync_{spec.name}: sends held back, {held_back.describe()}")
+        try:
+            result = sync_segment(
+                engine,
+                settings,
+                spec,
+                as_of,
+                dry_run=onramp.dry_run or held_back is not None,
+                allow_large=onramp.allow_large,
+            )
+        except Exception as exc:  # one segment's refusal must not stop the others
+            line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            context.log.error(f"sync_{spec.name} failed: {line}")
+            errors.append(f"{spec.name}: {line}")
+            continue
+        metadata = _metadata(result, held_back, freshness)
+        context.log.info(
+            f"sync_{spec.name}: members={result.members} entered={result.entered} "
+            f"exited={result.exited} sent={result.sent} suppressed={result.suppressed} "
+            f"failed={result.failed} capped={result.capped}"
+            + (" (dry run)" if result.dry_run else "")
+        )
+        yield dg.MaterializeResult(asset_key=key, metadata=metadata)
+        if dg.AssetCheckKey(key, CHECK_NAME) in context.selected_asset_check_keys:
+            yield dg.AssetCheckResult(
+                asset_key=key,
+                check_name=CHECK_NAME,
+                passed=result.failed == 0,
+                severity=dg.AssetCheckSeverity.WARN,
+                metadata={"failed": result.failed, "sent": result.sent},
+            )
+    if errors:
+        raise dg.Failure(
+            description=f"{len(errors)} segment sync(s) failed: " + " | ".join(errors),
+        )
+
+
+sync_job = dg.define_asset_job(
+    "sync_segments",
+    selection=dg.AssetSelection.groups(EMAIL_GROUP),
+    description="Push every synced segment's current changes to the email provider.",
+)
+
+
+def latest_build_as_of(instance: dg.DagsterInstance) -> dt.date | None:
+    """The as-of date the segment tables were last built for (None: never built here).
+
+    The hourly sync uses it rather than the clock, so a sync at 05:00 does not pair yesterday's
+    segment tables with today's as-of date while the daily build is still running.
+    """
+    latest: tuple[float, str] | None = None
+    for spec in SPECS:
+        event = instance.get_latest_materialization_event(model_asset_key(f"seg_{spec.name}"))
+        if event is not None and (latest is None or event.timestamp > latest[0]):
+            latest = (event.timestamp, event.run_id)
+    if latest is None:
+        return None
+    run = instance.get_run_by_id(latest[1])
+    config = ((run.run_config or {}).get("resources") or {}).get("onramp", {}) if run else {}
+    configured = (config.get("config") or {}).get("as_of_date") if config else None
+    if configured:
+        return parse_as_of(configured)
+    built_at = dt.datetime.fromtimestamp(latest[0], dt.UTC)
+    return built_at.date() - dt.timedelta(days=1)
+
+
+@dg.schedule(
+    job=sync_job,
+    cron_schedule="30 * * * *",
+    execution_timezone="UTC",
+    default_status=default_schedule_status(),
+    description="Hourly at :30: sync every segment for the as-of date of its last build.",
+)
+def hourly_sync(context: dg.ScheduleEvaluationContext):
+    as_of = latest_build_as_of(context.instance)
+    if as_of is None:
+        return dg.SkipReason("segments were never built on this instance: nothing to sync")
+    return dg.RunRequest(
+        run_config=run_config_for(as_of),
+        tags={**sync_run_tags(), "onramp/as_of": as_of.isoformat()},
+    )
+
+
+defs = dg.Definitions(
+    assets=[segment_syncs] if SPECS else [],
+    jobs=[sync_job] if SPECS else [],
+    schedules=[hourly_sync] if SPECS else [],
+)

@@ -1,0 +1,181 @@
+"""Raw loads as assets (one per raw table), the raw events freshness check, the landing sensor.
+
+The raw load assets carry the keys the dbt translator gives the dbt sources (``raw_api_events``
+...), so a load sits directly upstream of the staging model that reads its table.
+"""
+
+# No `from __future__ import annotations`: Dagster reads the context annotations at definition time.
+import hashlib
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import dagster as dg
+from pydantic import Field
+
+from orchestration.defs.ingest.landing import RAW_KINDS, LandingFile, landing_files, new_files
+from orchestration.lib.automation import default_sensor_status
+from orchestration.lib.dbt_translator import RAW_GROUP, source_asset_key
+from orchestration.lib.freshness import raw_events_freshness
+from orchestration.lib.resources import OnrampResource
+
+RAW_TABLE_DESCRIPTIONS = {
+    "developers": "App users (raw.developers), loaded from the landing folder.",
+    "endpoints": "The endpoint catalog (raw.endpoints), loaded from the landing folder.",
+    "incidents": "Service incidents (raw.incidents), loaded from the landing folder.",
+    "api_events": "One row per API call (raw.api_events), loaded from the landing folder.",
+}
+
+
+class RawLoadConfig(dg.Config):
+    """Which files a raw load reads (the landing sensor names the new ones)."""
+
+    paths: list[str] = Field(
+        default_factory=list,
+        description="Files to load. Empty: every file of this kind in the landing folder "
+        "(files already loaded are skipped by checksum).",
+    )
+
+
+def raw_asset_key(kind: str) -> dg.AssetKey:
+    return source_asset_key("raw", kind)
+
+
+def _files_for(kind: str, config: RawLoadConfig, landing_dir: Path) -> list[LandingFile]:
+    known = {f.path: f for f in landing_files(landing_dir)}
+    if not config.paths:
+        return [f for f in known.values() if f.kind == kind]
+    chosen = []
+    for text in config.paths:
+        path = Path(text).expanduser().resolve()
+        chosen.append(known.get(path) or LandingFile(path=path, kind=kind))
+    return chosen
+
+
+def _build_raw_asset(kind: str) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=raw_asset_key(kind),
+        group_name=RAW_GROUP,
+        kinds={"postgres"},
+        description=RAW_TABLE_DESCRIPTIONS[kind],
+        metadata={"dagster/table_name": f"raw.{kind}"},
+    )
+    def _load(
+        context: dg.AssetExecutionContext, config: RawLoadConfig, onramp: OnrampResource
+    ) -> dg.MaterializeResult:
+        from ingest.loader import load_paths
+        from ingest.schema import ensure_raw_schema
+
+        settings = onramp.settings()
+        files = _files_for(kind, config, settings.landing_dir)
+        engine = onramp.engine()
+        ensure_raw_schema(engine)
+        groups: dict[tuple[str, str | None], list[Path]] = defaultdict(list)
+        for item in files:
+            groups[(item.format, item.caller)].append(item.path)
+        results = []
+        for (fmt, caller), paths in groups.items():
+            results.extend(load_paths(engine, kind, paths, fmt=fmt, caller=caller))
+        totals = {
+            "files": len(results),
+            "files_skipped": sum(1 for r in results if r.skipped),
+            "rows_loaded": sum(r.rows_loaded for r in results),
+            "rows_duplicate": sum(r.rows_duplicate for r in results),
+            "rows_rejected": sum(r.rows_rejected for r in results),
+        }
+        context.log.info(f"raw.{kind}: {totals} from {settings.landing_dir}")
+        table = "\n".join(
+            f"| {Path(r.path).name} | {r.format} | {r.rows_loaded} | {r.rows_duplicate} | "
+            f"{r.rows_rejected} | {'yes' if r.skipped else 'no'} |"
+            for r in results
+        )
+        return dg.MaterializeResult(
+            metadata={
+                **totals,
+                "landing_dir": dg.MetadataValue.path(str(settings.landing_dir)),
+                "batches": dg.MetadataValue.md(
+                    "| file | format | loaded | duplicate | rejected | already loaded |\n"
+                    "| --- | --- | --- | --- | --- | --- |\n" + table
+                    if results
+                    else "no files of this kind in the landing folder"
+                ),
+            }
+        )
+
+    return _load
+
+
+RAW_ASSETS = [_build_raw_asset(kind) for kind in RAW_KINDS]
+
+
+@dg.asset_check(
+    asset=raw_asset_key("api_events"),
+    name="events_fresh",
+    description=(
+        "Raw API events reach the end of the as-of day (within max_event_lag_hours). When this "
+        "fails, syncs of segments with requires_fresh_events hold their sends back."
+    ),
+)
+def raw_api_events_fresh(onramp: OnrampResource) -> dg.AssetCheckResult:
+    freshness = raw_events_freshness(onramp.engine(), onramp.as_of(), onramp.max_event_lag_hours)
+    return dg.AssetCheckResult(
+        passed=freshness.fresh,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=freshness.describe(),
+        metadata={
+            "as_of": freshness.as_of.isoformat(),
+            "latest_event_at": freshness.latest_event_at.isoformat()
+            if freshness.latest_event_at
+            else "none",
+            "lag_hours": freshness.lag_hours if freshness.lag_hours is not None else -1.0,
+            "max_lag_hours": freshness.max_lag_hours,
+        },
+    )
+
+
+@dg.sensor(
+    name="landing_files",
+    minimum_interval_seconds=30,
+    default_status=default_sensor_status(),
+    asset_selection=[raw_asset_key(kind) for kind in RAW_KINDS],
+    description="Loads new or changed files of the landing folder (ONRAMP_LANDING_DIR) into raw.",
+)
+def landing_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
+    from onramp.settings import Settings
+
+    landing_dir = Settings.from_env().landing_dir
+    cursor = json.loads(context.cursor) if context.cursor else {}
+    fresh, new_cursor = new_files(landing_dir, cursor)
+    if not fresh:
+        if new_cursor != cursor:
+            return dg.SensorResult(
+                skip_reason=f"no new files in {landing_dir}",
+                cursor=json.dumps(new_cursor, sort_keys=True),
+            )
+        return dg.SkipReason(f"no new files in {landing_dir}")
+    by_kind: dict[str, list[str]] = defaultdict(list)
+    for item in fresh:
+        by_kind[item.kind].append(str(item.path))
+    run_key = hashlib.sha256(
+        json.dumps({k: new_cursor[k] for k in sorted(map(str, (f.path for f in fresh)))}).encode()
+    ).hexdigest()[:16]
+    request = dg.RunRequest(
+        run_key=run_key,
+        asset_selection=[raw_asset_key(kind) for kind in by_kind],
+        run_config={
+            "ops": {
+                raw_asset_key(kind).to_python_identifier(): {"config": {"paths": paths}}
+                for kind, paths in by_kind.items()
+            }
+        },
+        tags={"onramp/trigger": "landing_files"},
+    )
+    context.log.info(f"{len(fresh)} new file(s) in {landing_dir}: {dict(by_kind)}")
+    return dg.SensorResult(run_requests=[request], cursor=json.dumps(new_cursor, sort_keys=True))
+
+
+defs = dg.Definitions(
+    assets=RAW_ASSETS,
+    asset_checks=[raw_api_events_fresh],
+    sensors=[landing_sensor],
+)

@@ -1,0 +1,226 @@
+"""The whole pipeline in one process, through the same Dagster definitions the UI shows.
+
+`onramp demo` calls `run_demo_pipeline`: sample data is generated into the landing folder, then
+one Dagster run of job ``build_and_sync`` loads it, builds every dbt model with its tests for the
+as-of date and syncs every segment to the configured provider (the outbox by default). The run is
+recorded in the local Dagster instance, so `onramp ui` shows it afterwards. Running it again with
+the same as-of date writes no new email: email_sync's ledger already holds every message.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from onramp.errors import OnrampError
+from onramp.settings import Settings
+
+log = logging.getLogger(__name__)
+
+LOAD_COUNTS = ("files", "files_skipped", "rows_loaded", "rows_duplicate", "rows_rejected")
+SYNC_COUNTS = ("members", "entered", "exited", "sent", "suppressed", "failed", "capped", "skipped")
+FUNNEL_STAGES = ("not_integrated", "sandbox", "production", "dormant")
+
+
+@dataclass
+class DemoResult:
+    """What one demo run did: enough for the demo to print its summary."""
+
+    as_of: dt.date
+    run_id: str
+    sample_dir: Path
+    outbox_dir: Path
+    seconds: float
+    generate_seconds: float
+    generated: bool
+    loads: dict[str, dict[str, int]] = field(default_factory=dict)  # kind -> rows_loaded, ...
+    funnel: dict[str, int] = field(default_factory=dict)  # stage -> developers on the as-of day
+    segments: dict[str, int] = field(default_factory=dict)  # segment -> members (every seg_ table)
+    syncs: dict[str, dict[str, Any]] = field(default_factory=dict)  # segment -> counts + flags
+    dry_run: bool = False
+
+    @property
+    def emails_sent(self) -> int:
+        return sum(int(s.get("sent", 0)) for s in self.syncs.values())
+
+    @property
+    def held_back(self) -> list[str]:
+        return [name for name, s in self.syncs.items() if s.get("held_back")]
+
+
+def _sample_matches(
+    sample_dir: Path, as_of: dt.date, developers: int, days: int, seed: int
+) -> bool:
+    """The landing sample already holds this exact data set (generation is deterministic)."""
+    try:
+        manifest = json.loads((sample_dir / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return False
+    same = (
+        manifest.get("as_of") == as_of.isoformat()
+        and manifest.get("developers") == developers
+        and manifest.get("days") == days
+        and manifest.get("seed") == seed
+    )
+    return same and all((sample_dir / f["path"]).exists() for f in manifest.get("files", []))
+
+
+def _free_stale_pool_slots(instance: Any) -> None:
+    """Release pool slots still held by runs that ended (e.g. a demo killed mid-sync), so the
+    next run does not wait forever for the email provider pool."""
+    from orchestration.lib.instance import EMAIL_POOL
+
+    storage = instance.event_log_storage
+    if not storage.supports_global_concurrency_limits:
+        return
+    try:
+        info = storage.get_concurrency_info(EMAIL_POOL)
+    except Exception:  # the pool was never used on this instance
+        return
+    for slot in info.claimed_slots:
+        run = instance.get_run_by_id(slot.run_id)
+        if run is None or run.is_finished:
+            log.warning("freeing pool %s slot of ended run %s", EMAIL_POOL, slot.run_id)
+            storage.free_concurrency_slots_for_run(slot.run_id)
+
+
+def _failure_line(result: Any) -> str:
+    """The first failed step and the first error in its chain that is not Dagster's wrapper."""
+    for event in result.all_events:
+        if not (event.is_step_failure and event.step_failure_data):
+            continue
+        error = event.step_failure_data.error
+        chosen = error
+        while error is not None:
+            if not (error.cls_name or "").startswith("Dagster"):
+                chosen = error
+                break
+            error = error.cause
+        lines = (chosen.message if chosen else "").strip().splitlines()
+        return f"{event.step_key}: {lines[0] if lines else 'failed'}"
+    return "see the run's logs in `onramp ui`"
+
+
+def _metadata_values(metadata: dict[str, Any]) -> dict[str, Any]:
+    return {key: getattr(value, "value", value) for key, value in metadata.items()}
+
+
+def _funnel(engine: sa.Engine, as_of: dt.date) -> dict[str, int]:
+    with engine.connect() as conn:
+        if not conn.execute(sa.text("select to_regclass('marts.fct_stage_counts_daily')")).scalar():
+            return {}
+        rows = conn.execute(
+            sa.text(
+                "select stage, developers from marts.fct_stage_counts_daily "
+                "where stage_date = :as_of"
+            ),
+            {"as_of": as_of},
+        ).all()
+    counts = {stage: 0 for stage in FUNNEL_STAGES}
+    counts.update({str(stage): int(n) for stage, n in rows})
+    return counts
+
+
+def _segment_sizes(engine: sa.Engine) -> dict[str, int]:
+    with engine.connect() as conn:
+        tables = conn.execute(
+            sa.text(
+                "select table_name from information_schema.tables "
+                "where table_schema = 'segments' and table_name like 'seg\\_%' "
+                "order by table_name"
+            )
+        ).scalars()
+        return {
+            table[len("seg_") :]: int(
+                conn.execute(sa.text(f'select count(*) from segments."{table}"')).scalar_one()
+            )
+            for table in list(tables)
+        }
+
+
+def run_demo_pipeline(
+    as_of: dt.date | str | None = None,
+    *,
+    developers: int = 300,
+    days: int = 45,
+    seed: int = 7,
+    settings: Settings | None = None,
+    dry_run: bool = False,
+    instance: Any = None,
+    log_level: str = "WARNING",
+) -> DemoResult:
+    """Generate sample data into the landing folder and materialize the whole asset graph.
+
+    `instance`: a DagsterInstance; default the local one in the settings' Dagster folder.
+    `log_level`: of Dagster's console log for the run (the run's full log is in the instance).
+    Raises OnrampError with one line when the run fails.
+    """
+    from dagster import DagsterInstance
+
+    from ingest.sample_data import generate
+    from onramp.warehouse import get_engine
+    from orchestration.lib.instance import ensure_dagster_home
+    from orchestration.lib.resources import parse_as_of, run_config_for
+
+    settings = settings or Settings.from_env()
+    as_of = parse_as_of(as_of)
+    sample_dir = settings.landing_dir / "sample"
+    started = time.perf_counter()
+    generated = False
+    if not _sample_matches(sample_dir, as_of, developers, days, seed):
+        generate(sample_dir, developers=developers, days=days, seed=seed, as_of=as_of)
+        generated = True
+    generate_seconds = time.perf_counter() - started
+
+    engine = get_engine(settings)  # starts the embedded PostgreSQL before Dagster needs it
+    if instance is None:
+        instance = DagsterInstance.from_config(str(ensure_dagster_home(settings)))
+    _free_stale_pool_slots(instance)
+
+    from orchestration.definitions import defs
+    from orchestration.lib.automation import sync_run_tags
+
+    job = defs.get_job_def("build_and_sync")
+    run_config = run_config_for(as_of, dry_run=dry_run)
+    run_config["loggers"] = {"console": {"config": {"log_level": log_level.upper()}}}
+    run_started = time.perf_counter()
+    result = job.execute_in_process(
+        run_config=run_config,
+        instance=instance,
+        tags={**sync_run_tags(), "onramp/as_of": as_of.isoformat(), "onramp/trigger": "demo"},
+        raise_on_error=False,
+    )
+    seconds = time.perf_counter() - run_started
+    if not result.success:
+        raise OnrampError(f"pipeline run {result.run_id} failed: {_failure_line(result)}")
+
+    demo = DemoResult(
+        as_of=as_of,
+        run_id=result.run_id,
+        sample_dir=sample_dir,
+        outbox_dir=settings.outbox_dir,
+        seconds=seconds,
+        generate_seconds=generate_seconds,
+        generated=generated,
+        dry_run=dry_run,
+    )
+    for event in result.get_asset_materialization_events():
+        key = event.asset_key.to_user_string()
+        values = _metadata_values(dict(event.materialization.metadata))
+        if key.startswith("raw_"):
+            demo.loads[key[len("raw_") :]] = {k: int(values.get(k, 0)) for k in LOAD_COUNTS}
+        elif key.startswith("sync_"):
+            sync = {k: int(values.get(k, 0)) for k in SYNC_COUNTS}
+            sync["held_back"] = bool(values.get("held_back"))
+            sync["dry_run"] = bool(values.get("dry_run"))
+            demo.syncs[key[len("sync_") :]] = sync
+    demo.funnel = _funnel(engine, as_of)
+    demo.segments = _segment_sizes(engine)
+    return demo

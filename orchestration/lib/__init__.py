@@ -1,0 +1,1 @@
+"""What the Dagster definitions share: run resource, dbt translator, freshness, instance."""

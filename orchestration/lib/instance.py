@@ -1,0 +1,81 @@
+"""The local Dagster instance: ``$ONRAMP_HOME/dagster`` (or ``DAGSTER_HOME``) with a dagster.yaml.
+
+`onramp ui` and `onramp demo` both use it, so runs of the demo show up in the UI. The file is
+written only when missing: an operator's own dagster.yaml (PostgreSQL storage in production, see
+README) is never overwritten.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from onramp.errors import OnrampError
+from onramp.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# The pool every asset that pushes to the email provider runs in, and the run tag that names the
+# provider account; both are limited to one at a time below.
+EMAIL_POOL = "email_provider"
+PROVIDER_TAG = "onramp/email_provider"
+
+LOCAL_DAGSTER_YAML = f"""\
+# Local Dagster instance for onramp, written by `onramp ui` / `onramp demo` when missing.
+# Run, event and schedule storage: SQLite files in this folder (for production, point storage at
+# PostgreSQL with dagster-postgres: see README, "Running Dagster in production").
+telemetry:
+  enabled: false
+
+concurrency:
+  pools:
+    # Every asset that pushes to the email provider runs in pool `{EMAIL_POOL}`: one at a time,
+    # across all runs, so two runs never push to the same provider account at once.
+    default_limit: 1
+    granularity: op
+  runs:
+    max_concurrent_runs: 2
+    tag_concurrency_limits:
+      # Runs that sync segments carry {PROVIDER_TAG}=<provider account>; one such run at a time
+      # per account is dequeued (the pool above covers runs launched by hand from the UI).
+      - key: "{PROVIDER_TAG}"
+        value:
+          applyLimitPerUniqueValue: true
+        limit: 1
+
+run_retries:
+  enabled: false
+"""
+
+
+def ensure_dagster_home(settings: Settings | None = None) -> Path:
+    """Create the instance folder and its dagster.yaml if missing; return the folder."""
+    settings = settings or Settings.from_env()
+    home = settings.dagster_home
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        config = home / "dagster.yaml"
+        if not config.exists():
+            config.write_text(LOCAL_DAGSTER_YAML)
+            log.info("wrote %s", config)
+    except OSError as exc:
+        raise OnrampError(f"cannot prepare the Dagster instance in {home}: {exc.strerror}") from exc
+    return home
+
+
+def provider_account(settings: Settings) -> str:
+    """A stable, secret-free name for the provider account a run pushes to (for the run tag).
+
+    Two settings that reach the same SendGrid account (same key and host) get the same value; the
+    key itself never appears (tag values are visible in the UI).
+    """
+    import hashlib
+
+    if settings.email_provider == "sendgrid":
+        host = settings.sendgrid_api_host or "api.sendgrid.com"
+        raw = f"{host}|{settings.sendgrid_api_key or ''}"
+        return "sendgrid-" + hashlib.sha256(raw.encode()).hexdigest()[:10]
+    if settings.email_provider == "smtp":
+        raw = settings.smtp_url or ""
+        return "smtp-" + hashlib.sha256(raw.encode()).hexdigest()[:10]
+    return "outbox"

@@ -207,7 +207,7 @@ FEATURE_GROUPS = (
     ("/v0/status",),
 )
 
-# Status tables: (cumulative weight, status); 0 = the method's success status.
+# Status mixes: (status, weight per 1000); status 0 = the success status of the method.
 _BASE_STATUSES = ((0, 925), (400, 15), (401, 10), (403, 5), (404, 25), (409, 3), (422, 7),
                   (500, 5), (502, 2), (503, 3))  # fmt: skip
 _BUSY_STATUSES = _BASE_STATUSES + ((429, 3),)

@@ -10,7 +10,7 @@ import pytest
 from email_sync.providers import RetryPolicy, get_provider
 from email_sync.providers.smtp import SmtpProvider, parse_smtp_url
 from email_sync.sync import sync_segment
-from tests.email_sync.conftest import member, spec, statuses
+from tests.email_sync.conftest import ledger, member, spec, statuses
 from tests.support.smtp_server import SmtpServer
 
 AS_OF = date(2026, 11, 26)
@@ -37,7 +37,7 @@ def test_smtp_delivers_multipart_email_with_auth(engine, settings, segments, sle
         result = sync_segment(engine, settings, spec("rate_limited", **ALERT), AS_OF, provider=provider)
         messages = server.messages
 
-    assert result.sent == 2
+    assert result.sent == 2, ledger(engine)
     assert sorted(m.rcpt_tos[0] for m in messages) == ["dev1@example.com", "dev2@example.com"]
     msg = next(m for m in messages if m.rcpt_tos == ["dev2@example.com"])
     assert msg.subject == "Your API calls were rate limited 40 times"

@@ -168,7 +168,9 @@ def main() -> None:
         files = {args.events: generate(tmp_path, args.events)}
         if small != args.events:
             files[small] = generate(tmp_path, small)
-        print(f"generated {args.events:,} events in {time.perf_counter() - started:.1f}s", flush=True)
+        print(
+            f"generated {args.events:,} events in {time.perf_counter() - started:.1f}s", flush=True
+        )
         server = pgserver.get_server(tmp_path / "pg", cleanup_mode="stop")
         try:
             url = server.get_uri("postgres")
@@ -178,7 +180,9 @@ def main() -> None:
             csv_path, jsonl_path = files[args.events]
             plain = plain_copy(url, csv_path)
             plain_rate = args.events / plain
-            print(f"plain COPY (csv) of {args.events:,} rows: {plain:.2f}s, {plain_rate:,.0f} rows/s")
+            print(
+                f"plain COPY (csv) of {args.events:,} rows: {plain:.2f}s, {plain_rate:,.0f} rows/s"
+            )
             rows = []
             for fmt, index in (("csv", 0), ("jsonl", 1)):
                 big = onramp_load(url, files[args.events][index])
@@ -187,7 +191,14 @@ def main() -> None:
                     raise SystemExit(f"{fmt}: loaded {big['rows']} of {args.events} rows")
                 rate = args.events / big["seconds"]
                 rows.append(
-                    (fmt, big["seconds"], rate, rate / plain_rate, small_run["rss_mb"], big["rss_mb"])
+                    (
+                        fmt,
+                        big["seconds"],
+                        rate,
+                        rate / plain_rate,
+                        small_run["rss_mb"],
+                        big["rss_mb"],
+                    )
                 )
                 print(f"onramp load {fmt}: {big['seconds']:.2f}s", flush=True)
             print()
@@ -200,7 +211,7 @@ def main() -> None:
                     f"{fmt:<6} {args.events:>10,} {seconds:>8.2f} {rate:>10,.0f} {ratio:>6.2f} "
                     f"{rss_small:>11.0f} MB {rss_big:>11.0f} MB"
                 )
-            print(f"(ratio = onramp events/s / plain COPY rows/s; goal >= 0.5)")
+            print("(ratio = onramp events/s / plain COPY rows/s; goal >= 0.5)")
         finally:
             server.cleanup()
     os.sys.stdout.flush()

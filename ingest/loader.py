@@ -92,8 +92,7 @@ def detect_format(kind: str, path: Path) -> str:
     sniffed = _sniff(kind, Source(path).head())
     if sniffed is None:
         raise LoadError(
-            f"cannot tell the format of {path}: pass --format "
-            + "|".join(FORMATS[kind])
+            f"cannot tell the format of {path}: pass --format " + "|".join(FORMATS[kind])
         )
     return sniffed
 
@@ -180,7 +179,11 @@ def _copy_lines(cur: psycopg.Cursor, sql: str, lines: Iterable[str]) -> int:
 
 
 def _parse(
-    kind: str, fmt: str, source: Source, reject: Callable[[int, str, str], None], batch: str,
+    kind: str,
+    fmt: str,
+    source: Source,
+    reject: Callable[[int, str, str], None],
+    batch: str,
     caller: str | None,
 ) -> Iterator[str]:
     if kind == "api_events":
@@ -223,9 +226,7 @@ def load_file(
         saved_autocommit = pg.autocommit
         pg.autocommit = True
         try:
-            return _load_in_transaction(
-                pg, kind, path, fmt, caller, progress, checksum, started
-            )
+            return _load_in_transaction(pg, kind, path, fmt, caller, progress, checksum, started)
         except psycopg.Error as exc:
             _record_failure(pg, kind, path, fmt, checksum, started)
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -265,8 +266,16 @@ def _load_in_transaction(
                 progress(path.stat().st_size)
             log.info("skipping %s: loaded before as batch %s", path, previous[0])
             return BatchResult(
-                str(path), kind, fmt, 0, 0, 0, True, time.perf_counter() - started,
-                previous[0], checksum,
+                str(path),
+                kind,
+                fmt,
+                0,
+                0,
+                0,
+                True,
+                time.perf_counter() - started,
+                previous[0],
+                checksum,
             )
         cur.execute(
             "insert into raw.load_batches (kind, path, checksum, format)"
@@ -283,7 +292,7 @@ def _load_in_transaction(
                 source = Source(path, rejects.add, progress)
                 loaded = _copy_lines(
                     cur,
-                    f"copy raw.{kind} ({columns}) from stdin",
+                    f"copy raw.{kind} ({columns}) from stdin {parsers.COPY_OPTIONS}",
                     _parse(kind, fmt, source, rejects.add, batch, caller),
                 )
             else:
@@ -301,8 +310,16 @@ def _load_in_transaction(
             if rejects.count:
                 log.info("%s: %d rejects %s", path, rejects.count, rejects.reasons)
             return BatchResult(
-                str(path), kind, fmt, loaded, duplicates, rejects.count, False, seconds,
-                batch_id, checksum,
+                str(path),
+                kind,
+                fmt,
+                loaded,
+                duplicates,
+                rejects.count,
+                False,
+                seconds,
+                batch_id,
+                checksum,
             )
         finally:
             rejects.close()
@@ -325,7 +342,7 @@ def _load_events(
             source = Source(path, rejects.add, progress)
             loaded = _copy_lines(
                 cur,
-                f"copy raw.api_events ({columns}) from stdin",
+                f"copy raw.api_events ({columns}) from stdin {parsers.COPY_OPTIONS}",
                 _parse("api_events", fmt, source, rejects.add, batch, caller),
             )
             return loaded, 0
@@ -340,7 +357,7 @@ def _load_events(
     source = Source(path, rejects.add, None)  # the bar already covered this file once
     staged = _copy_lines(
         cur,
-        f"copy onramp_stage_events ({columns}) from stdin",
+        f"copy onramp_stage_events ({columns}) from stdin {parsers.COPY_OPTIONS}",
         _parse("api_events", fmt, source, rejects.add, batch, caller),
     )
     cur.execute(

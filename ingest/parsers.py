@@ -61,7 +61,9 @@ REJECT_REASONS = (
     "bad value",
 )
 
-NULL = "\\N"
+# COPY runs with `null ''`: an empty field is NULL, so fast paths pass empty CSV fields through.
+NULL = ""
+COPY_OPTIONS = "(format text, null '')"
 
 EVENT_COLUMNS = (
     "event_id",
@@ -305,7 +307,22 @@ def event_line(
         if occurrence:
             parts.append(str(occurrence))
         eid = hashlib.sha256("\x1f".join(parts).encode("utf-8", "surrogatepass")).hexdigest()[:32]
-    row = [eid, ts_text, dev, company, method, path, status, latency, req, resp, env, key, agent, ip]
+    row = [
+        eid,
+        ts_text,
+        dev,
+        company,
+        method,
+        path,
+        status,
+        latency,
+        req,
+        resp,
+        env,
+        key,
+        agent,
+        ip,
+    ]
     if escape:
         row = [NULL if v is None else copy_escape(v) for v in row]
         _check_utf8(row)
@@ -427,51 +444,60 @@ class MissingColumns(Exception):
     """A CSV header without a column every row needs: the wrong file, not bad rows."""
 
 
+def read_csv_record(
+    lineno: int, line: str, it: Iterator[tuple[int, str]], reject: RejectFn
+) -> tuple[list[str] | None, str, bool, list[tuple[int, str]] | None]:
+    """Parse one CSV record starting at `line`: (fields or None, raw text, escape, pushback).
+
+    A quoted field may span lines; an opening quote that never closes within
+    MAX_CONTINUATION_LINES lines rejects only its own line ("broken CSV quoting") and the lines
+    read ahead come back as `pushback`, so one stray quote cannot swallow the rest of the file.
+    """
+    if '"' not in line:
+        return line.split(","), line, needs_escape(line), None
+    parts = [line]
+    if line.count('"') % 2:
+        consumed: list[tuple[int, str]] = []
+        closed = False
+        while len(consumed) < MAX_CONTINUATION_LINES:
+            nxt = next(it, None)
+            if nxt is None:
+                break
+            consumed.append(nxt)
+            parts.append(nxt[1])
+            if nxt[1].count('"') % 2:
+                closed = True
+                break
+        if not closed:
+            reject(lineno, "broken CSV quoting", line)
+            return None, line, False, consumed
+    raw = "\n".join(parts)
+    try:
+        fields = next(csv.reader([p + "\n" for p in parts], strict=True))
+    except (csv.Error, StopIteration):
+        reject(lineno, "broken CSV quoting", raw)
+        return None, raw, False, None
+    return fields, raw, len(parts) > 1 or needs_escape(raw), None
+
+
 def csv_rows(
     lines: Iterable[tuple[int, str]], reject: RejectFn
 ) -> Iterator[tuple[int, list[str], str, bool]]:
-    """(line number, fields, raw text, escape needed) per CSV record; the header comes first.
-
-    A quoted field may span lines; an opening quote that never closes within
-    MAX_CONTINUATION_LINES lines rejects only its own line ("broken CSV quoting") and parsing
-    resumes on the next one, so one stray quote cannot swallow the rest of the file.
-    """
+    """(line number, fields, raw text, escape needed) per CSV record; the header comes first."""
     it = iter(lines)
     while True:
-        restart = False
+        pushback = None
         for lineno, line in it:
             if not line:
                 continue
-            if '"' not in line:
-                yield lineno, line.split(","), line, needs_escape(line)
-                continue
-            parts = [line]
-            if line.count('"') % 2:
-                consumed: list[tuple[int, str]] = []
-                closed = False
-                while len(consumed) < MAX_CONTINUATION_LINES:
-                    nxt = next(it, None)
-                    if nxt is None:
-                        break
-                    consumed.append(nxt)
-                    parts.append(nxt[1])
-                    if nxt[1].count('"') % 2:
-                        closed = True
-                        break
-                if not closed:
-                    reject(lineno, "broken CSV quoting", line)
-                    it = chain(consumed, it)
-                    restart = True
-                    break
-            raw = "\n".join(parts)
-            try:
-                fields = next(csv.reader([p + "\n" for p in parts], strict=True))
-            except (csv.Error, StopIteration):
-                reject(lineno, "broken CSV quoting", raw)
-                continue
-            yield lineno, fields, raw, len(parts) > 1 or needs_escape(raw)
-        if not restart:
+            fields, raw, escape, pushback = read_csv_record(lineno, line, it, reject)
+            if pushback:
+                break
+            if fields is not None:
+                yield lineno, fields, raw, escape
+        if not pushback:
             return
+        it = chain(pushback, it)
 
 
 def _csv_header(rows: Iterator[tuple[int, list[str], str, bool]]) -> list[str] | None:
@@ -481,35 +507,134 @@ def _csv_header(rows: Iterator[tuple[int, list[str], str, bool]]) -> list[str] |
     return [name.strip().lower() for name in first[1]]
 
 
+_TS_PATTERN = r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:\.\d{1,6})?+(?:Z|[+-]\d\d(?::?\d\d)?)?+"
+_CSV_TEXT = r'[^,"\\\t\r\x00]'
+_JSON_TEXT = r'[^"\\\x00-\x1f]'
+# Per column: the CSV pattern of a value the fast path may pass through unchanged.
+_CSV_FAST = {
+    "event_id": rf"({_CSV_TEXT}++)",
+    "occurred_at": rf"({_TS_PATTERN})",
+    "developer_id": rf"({_CSV_TEXT}++)",
+    "method": r"([A-Z]{0,10}+)",
+    "status_code": r"([1-5]\d\d)",
+    "latency_ms": r"(\d{1,15}+(?:\.\d{1,15}+)?+|)",
+    "request_bytes": r"(\d{1,18}+|)",
+    "response_bytes": r"(\d{1,18}+|)",
+    "environment": r"(sandbox|production|)",
+}
+_JSON_FAST = {
+    "event_id": rf'"({_JSON_TEXT}++)"',
+    "occurred_at": rf'"({_TS_PATTERN})"',
+    "developer_id": rf'"({_JSON_TEXT}++)"',
+    "method": r'(?:"([A-Z]{1,10}+)"|null)',
+    "status_code": r"([1-5]\d\d)",
+    "latency_ms": r"(?:(\d{1,15}+(?:\.\d{1,15}+)?+)|null)",
+    "request_bytes": r"(?:(\d{1,18}+)|null)",
+    "response_bytes": r"(?:(\d{1,18}+)|null)",
+    "environment": r'(?:"(sandbox|production)"|null)',
+}
+
+
+class FastPath:
+    """A compiled check for rows that need no conversion at all, and their COPY line.
+
+    Built from the file's own column (or key) order. A row that matches is valid and already in
+    the form PostgreSQL reads, so it costs one regex match, one date check and a join; anything
+    else (quotes, escapes, empty required fields, aliases, extra columns) takes the general path,
+    which gives the same result or a reject.
+    """
+
+    def __init__(self, names: list[str], batch: str, json_keys: bool) -> None:
+        self.tail = f"\t\t{batch}\n"  # extras (NULL), batch_id
+        if json_keys:
+            values = [_JSON_FAST.get(n, rf'(?:"({_JSON_TEXT}*+)"|null)') for n in names]
+            keys = [rf'"{re.escape(n)}"\s*+:\s*+' for n in names]
+            body = r"\s*+,\s*+".join(k + v for k, v in zip(keys, values, strict=True))
+            pattern = r"\s*+\{\s*+" + body + r"\s*+\}\s*+\Z"
+        else:
+            pattern = ",".join(_CSV_FAST.get(n, rf"({_CSV_TEXT}*+)") for n in names) + r"\Z"
+        self.match = re.compile(pattern).match
+        position = {n: i for i, n in enumerate(names)}
+        self.ts = position["occurred_at"]
+        missing = len(names)
+        self.order = [position.get(c, missing) for c in EVENT_COLUMNS]
+        self.identity = not json_keys and names == list(EVENT_COLUMNS)
+
+    def line(self, text: str) -> str | None:
+        m = self.match(text)
+        if m is None:
+            return None
+        groups = m.groups()
+        try:
+            _fromiso(groups[self.ts])
+        except ValueError:
+            return None
+        if self.identity:
+            return text.replace(",", "\t") + self.tail
+        values = (*groups, "")
+        try:
+            return "\t".join([values[i] for i in self.order]) + self.tail
+        except TypeError:  # a JSON null
+            return "\t".join([values[i] or "" for i in self.order]) + self.tail
+
+    @staticmethod
+    def usable(names: list[str]) -> bool:
+        return (
+            set(names) <= EVENT_COLUMN_SET
+            and len(set(names)) == len(names)
+            and {"event_id", "occurred_at", "developer_id", "status_code"} <= set(names)
+        )
+
+
 def parse_csv_events(
     source: Source, reject: RejectFn, batch: str, caller: str | None = None
 ) -> Iterator[str]:
-    rows = csv_rows(source.lines(), reject)
-    header = _csv_header(rows)
+    it = source.lines()
+    header: list[str] | None = None
+    for lineno, line in it:
+        if line:
+            fields, _raw, _escape, pushback = read_csv_record(lineno, line, it, reject)
+            if pushback:
+                it = chain(pushback, it)
+            if fields is not None:
+                header = [name.strip().lower() for name in fields]
+                break
     if header is None:
         return
-    if "developer_id" not in header:
-        raise MissingColumns(f"{source.path}: no developer_id column in the CSV header")
-    if "occurred_at" not in header:
-        raise MissingColumns(f"{source.path}: no occurred_at column in the CSV header")
+    for required in ("developer_id", "occurred_at"):
+        if required not in header:
+            raise MissingColumns(f"{source.path}: no {required} column in the CSV header")
     width = len(header)
     index = [header.index(c) if c in header else -1 for c in EVENT_COLUMNS]
     extra_index = [(i, name) for i, name in enumerate(header) if name not in EVENT_COLUMN_SET]
-    full = all(i >= 0 for i in index) and not extra_index
-    for lineno, fields, raw, escape in rows:
-        if len(fields) != width:
-            reject(lineno, "wrong number of fields", raw)
-            continue
-        if full:
-            values = [fields[i] for i in index]
-            extras = None
-        else:
+    fast = FastPath(header, batch, json_keys=False).line if FastPath.usable(header) else None
+    while True:
+        pushback = None
+        for lineno, line in it:
+            if fast is not None:
+                out = fast(line)
+                if out is not None:
+                    yield out
+                    continue
+            if not line:
+                continue
+            fields, raw, escape, pushback = read_csv_record(lineno, line, it, reject)
+            if pushback:
+                break
+            if fields is None:
+                continue
+            if len(fields) != width:
+                reject(lineno, "wrong number of fields", raw)
+                continue
             values = [fields[i] if i >= 0 else None for i in index]
             extras = {name: fields[i] for i, name in extra_index if fields[i] != ""} or None
-        try:
-            yield event_line(values, extras, escape, batch)
-        except Reject as exc:
-            reject(lineno, exc.reason, raw)
+            try:
+                yield event_line(values, extras, escape, batch)
+            except Reject as exc:
+                reject(lineno, exc.reason, raw)
+        if not pushback:
+            return
+        it = chain(pushback, it)
 
 
 def _json_objects(
@@ -536,12 +661,33 @@ def parse_jsonl_events(
 ) -> Iterator[str]:
     columns = EVENT_COLUMNS
     known = EVENT_COLUMN_SET
-    for lineno, obj, line, escape in _json_objects(source, reject):
-        get = obj.get
-        values = [get(c) for c in columns]
+    loads = _loads
+    fast = None
+    learned = False
+    for lineno, line in source.lines():
+        if fast is not None:
+            out = fast(line)
+            if out is not None:
+                yield out
+                continue
+        try:
+            obj = loads(line)
+        except _JSON_ERRORS:
+            if line.strip():
+                reject(lineno, "malformed JSON", line)
+            continue
+        if type(obj) is not dict:
+            reject(lineno, "not a JSON object", line)
+            continue
+        if not learned:  # the key order of the first object drives the fast path
+            learned = True
+            names = list(obj)
+            if FastPath.usable(names):
+                fast = FastPath(names, batch, json_keys=True).line
+        values = [obj.get(c) for c in columns]
         extras = None if obj.keys() <= known else {k: v for k, v in obj.items() if k not in known}
         try:
-            yield event_line(values, extras, escape, batch)
+            yield event_line(values, extras, "\\" in line or "\x00" in line, batch)
         except Reject as exc:
             reject(lineno, exc.reason, line)
 
@@ -590,9 +736,7 @@ _decoder = json.JSONDecoder()
 _WS = " \t\r\n"
 
 
-def moesif_objects(
-    source: Source, reject: RejectFn
-) -> Iterator[tuple[int, Any, str, bool]]:
+def moesif_objects(source: Source, reject: RejectFn) -> Iterator[tuple[int, Any, str, bool]]:
     """Moesif events from JSON lines or from one JSON array, streamed element by element.
 
     The array is never read whole: `raw_decode` runs over a sliding text buffer. An element that
@@ -777,7 +921,9 @@ _MONTHS = {
         ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
     )
 }
-_CLF_TIME = re.compile(r"(\d\d)/(\w{3})/(\d{4}):(\d\d):(\d\d):(\d\d)(?:\.(\d{1,6}))? ([+-])(\d\d)(\d\d)\Z")
+_CLF_TIME = re.compile(
+    r"(\d\d)/(\w{3})/(\d{4}):(\d\d):(\d\d):(\d\d)(?:\.(\d{1,6}))? ([+-])(\d\d)(\d\d)\Z"
+)
 _REST_KV = re.compile(r'([A-Za-z_][\w.-]*)[=:]\s*("(?:[^"\\]|\\.)*"|\S+)')
 _REST_NUMBER = re.compile(r"\s*(\d+(?:\.\d+)?)\s*\Z")
 _LATENCY_KEYS = ("request_time", "rt", "upstream_response_time", "urt", "duration")

@@ -791,7 +791,14 @@ class _Generator:
                     t += rng.randint(5_000, 120_000)
         elif a in ("sandbox", "adopter", "incident_caught"):
             self._active_user(dev, 0, rng.choice((8, 15, 30, 60)))
-            self._force(dev, -rng.randint(0, 3))
+            recent = -rng.randint(0, 3)
+            self._force(dev, recent)
+            if a == "adopter":  # has tried every promoted route, whatever the random mix drew
+                for route in PROMOTED:
+                    i = ROUTE_INDEX[route]
+                    ms = rng.randint(8 * HOUR_MS, 20 * HOUR_MS)
+                    method = ROUTES[i].methods[0]
+                    self._day(dev, recent)[3].append((ms, i, method, SUCCESS[method]))
             if a == "incident_caught":
                 for inc in self.incidents[1:]:
                     self._incident_calls(dev, inc, rng.randint(1, 4))

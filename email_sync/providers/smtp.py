@@ -14,6 +14,7 @@ import smtplib
 import ssl
 import time
 from dataclasses import dataclass
+from email.policy import SMTP as SMTP_POLICY
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from email_sync.hashing import hash_email
@@ -107,6 +108,7 @@ class SmtpProvider(Provider):
                     conn.starttls(context=self.ssl_context)
             if t.username:
                 conn.login(t.username, t.password or "")
+            conn.ehlo_or_helo_if_needed()  # mail()/rcpt() below do not greet on their own
         except smtplib.SMTPAuthenticationError as exc:
             raise ProviderError(f"SMTP login refused by {t.host}: {exc.smtp_code}") from exc
         except (OSError, smtplib.SMTPException) as exc:
@@ -154,7 +156,7 @@ class SmtpProvider(Provider):
                 if code not in (250, 251):
                     raise smtplib.SMTPRecipientsRefused({email.to: (code, resp)})
                 data_sent = True
-                code, resp = conn.data(message.as_bytes())
+                code, resp = conn.data(message.as_bytes(policy=SMTP_POLICY))  # CRLF
                 if code != 250:
                     raise smtplib.SMTPDataError(code, resp)
                 return SendOutcome(email.message_id, "sent", None, message["Message-ID"])

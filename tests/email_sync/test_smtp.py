@@ -37,7 +37,7 @@ def test_smtp_delivers_multipart_email_with_auth(engine, settings, segments, sle
         result = sync_segment(engine, settings, spec("rate_limited", **ALERT), AS_OF, provider=provider)
         messages = server.messages
 
-    assert result.sent == 2, ledger(engine)
+    assert result.sent == 2, [(r["status"], r["reason"]) for r in ledger(engine)]
     assert sorted(m.rcpt_tos[0] for m in messages) == ["dev1@example.com", "dev2@example.com"]
     msg = next(m for m in messages if m.rcpt_tos == ["dev2@example.com"])
     assert msg.subject == "Your API calls were rate limited 40 times"
@@ -53,7 +53,7 @@ def test_smtp_retries_4xx_and_fails_5xx_with_the_server_reply(engine, settings, 
         provider = provider_for(server, sleeps)
         s = spec("rate_limited", **ALERT)
         first = sync_segment(engine, settings, s, AS_OF, provider=provider)
-        assert first.sent == 2 and len(sleeps.waits) == 1
+        assert first.sent == 2 and len(sleeps.waits) == 1, [(r["status"], r["reason"]) for r in ledger(engine)]
 
         segments.replace("rate_limited", [member(3, events_429=23)])
         server.reject_next(1, code=550)

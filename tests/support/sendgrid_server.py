@@ -24,8 +24,8 @@ server per test (fixture name ``sendgrid_server``).
 Faults (thread-safe, consumed in order; ``path``/``method`` filter which requests a rule hits; a
 ``path`` is an fnmatch pattern such as ``"/v3/mail/send"`` or ``"/v3/marketing/*"``):
 
-* ``sg.fail_next(n, status=429, reset_in=2.0, path=None, method=None, process=False, body=None)`` -
-  the next n matching requests answer ``status``; a 429 has body
+* ``sg.fail_next(n=1, status=500, reset_in=1.0, path=None, method=None, process=False, body=None)``
+  - the next n matching requests answer ``status``; a 429 has body
   ``{"errors":[{"field":null,"message":"too many requests"}]}``, ``X-RateLimit-Remaining: 0`` and
   ``X-RateLimit-Reset`` = now + reset_in (unix seconds, rounded up). ``process=True`` applies the
   request first (the mail *is* accepted and recorded) and then answers the failure.
@@ -70,7 +70,19 @@ known custom field ids) answer 202 ``{job_id}`` and are applied when the job com
 field value of the wrong type errors that contact inside the job (``errored_count``,
 ``errors_url``). Contacts in answers carry ``custom_fields`` keyed by field name, as SendGrid's
 do. A query parameter given twice (python-http-client's rendering of a list) is a 400: pass ids as
-one comma-separated string, e.g. ``query_params={"contact_ids": ",".join(ids)}``.
+one comma-separated string, e.g. ``query_params={"contact_ids": ",".join(ids)}``. Size limits
+are decimal (6,000,000 and 30,000,000 bytes), the strict reading of "6 MB" / "30 MB".
+
+Endpoints: POST /v3/mail/send, POST /v3/mail/batch, GET /v3/mail/batch/{id};
+GET|POST /v3/marketing/field_definitions, DELETE .../{id}; GET|POST /v3/marketing/lists,
+GET|DELETE /v3/marketing/lists/{id}, DELETE /v3/marketing/lists/{id}/contacts?contact_ids=;
+PUT|DELETE /v3/marketing/contacts, GET /v3/marketing/contacts/{id}, GET .../contacts/count,
+GET /v3/marketing/contacts/imports/{id}, POST /v3/marketing/contacts/search/emails;
+GET|POST /v3/asm/groups, GET /v3/asm/groups/{id}, GET|POST /v3/asm/groups/{id}/suppressions,
+DELETE .../suppressions/{email}, GET /v3/asm/suppressions, GET /v3/asm/suppressions/{email},
+POST /v3/asm/suppressions/global, GET|DELETE /v3/asm/suppressions/global/{email};
+GET /v3/suppression/{kind}?limit=&offset=&start_time=&end_time=, GET|DELETE .../{kind}/{email}.
+Anything else is a 404 (405 for a known path with another method).
 """
 
 from __future__ import annotations

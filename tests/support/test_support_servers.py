@@ -351,7 +351,9 @@ def test_post_events_delivers_signed_json_to_a_receiver(sg: SendGridServer, clie
 
     client.client.mail.send.post(request_body=mail_body("a@example.com"))
     with http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver) as receiver:
-        thread = threading.Thread(target=receiver.serve_forever, daemon=True)
+        thread = threading.Thread(
+            target=receiver.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         thread.start()
         try:
             url = f"http://127.0.0.1:{receiver.server_address[1]}/webhook"
@@ -381,7 +383,7 @@ def test_429_injection_raises_too_many_requests_with_reset_header(
     assert err.status_code == 429
     assert json.loads(err.body) == {"errors": [{"field": None, "message": "too many requests"}]}
     assert err.headers["X-RateLimit-Remaining"] == "0"
-    assert before + 2 <= int(err.headers["X-RateLimit-Reset"]) <= before + 5
+    assert before + 3 <= int(err.headers["X-RateLimit-Reset"]) <= before + 10
     assert sg.messages == []
     # Only the matching path was hit; the next send goes through.
     assert client.client.asm.groups.get().status_code == 200
@@ -403,18 +405,15 @@ def test_500_injection_and_failure_after_processing(sg: SendGridServer, client: 
 
 def test_hang_makes_a_client_with_a_timeout_time_out(sg: SendGridServer) -> None:
     client = sg.client(timeout=0.3)
-    sg.hang_next(1, seconds=1.5, path="/v3/mail/send")
+    sg.hang_next(1, seconds=2.5, path="/v3/mail/send")
 
     started = time.monotonic()
     with pytest.raises((TimeoutError, socket.timeout, urllib.error.URLError)):
         client.client.mail.send.post(request_body=mail_body("slow@example.com"))
-    assert time.monotonic() - started < 1.4
+    assert time.monotonic() - started < 2.0  # gave up before the server answered
 
-    deadline = time.monotonic() + 5
-    while not sg.messages and time.monotonic() < deadline:
-        time.sleep(0.05)
     # The server still accepted it after the client gave up: the ambiguity onramp must reconcile.
-    assert [m.recipient for m in sg.messages] == ["slow@example.com"]
+    assert [m.recipient for m in sg.wait_for_messages(1, timeout=10)] == ["slow@example.com"]
 
 
 def test_disconnect_after_accepting_leaves_the_client_without_an_answer(
@@ -438,6 +437,18 @@ def test_rate_limit_headers_on_every_response(sg: SendGridServer, client: Any) -
         assert int(headers["X-RateLimit-Limit"]) == 600
         assert 0 < int(headers["X-RateLimit-Remaining"]) <= 600
         assert int(headers["X-RateLimit-Reset"]) >= int(time.time())
+
+
+def test_enforced_rate_limit_answers_429_once_the_window_is_used() -> None:
+    with SendGridServer(rate_limit=2, enforce_rate_limit=True) as server:
+        client = server.client(timeout=5)
+        remaining = [client.client.asm.groups.get().headers["X-RateLimit-Remaining"] for _ in "ab"]
+        with pytest.raises(http_exc.TooManyRequestsError) as caught:
+            client.client.asm.groups.get()
+
+    assert remaining == ["1", "0"]
+    assert caught.value.headers["X-RateLimit-Remaining"] == "0"
+    assert int(caught.value.headers["X-RateLimit-Reset"]) > time.time()
 
 
 def test_reset_forgets_traffic_and_rules(sg: SendGridServer, client: Any) -> None:
@@ -540,6 +551,27 @@ def test_contacts_put_over_6_mb_is_refused(sg: SendGridServer, client: Any) -> N
 
     with pytest.raises(http_exc.PayloadTooLargeError):
         client.client.marketing.contacts.put(request_body={"contacts": contacts})
+
+
+def test_injected_job_failure_and_contact_deletion(sg: SendGridServer, client: Any) -> None:
+    sg.fail_jobs(1, status="failed")
+    failed = client.client.marketing.contacts.put(
+        request_body={"contacts": [{"email": "a@example.com"}]}
+    )
+    status = wait_job(client, json.loads(failed.body)["job_id"])
+    assert status["status"] == "failed" and status["results"]["errored_count"] == 1
+    assert sg.contacts() == []
+
+    put = client.client.marketing.contacts.put(
+        request_body={"contacts": [{"email": "a@example.com"}, {"external_id": "dev-2"}]}
+    )
+    assert wait_job(client, json.loads(put.body)["job_id"])["status"] == "completed"
+    assert json.loads(client.client.marketing.contacts.count.get().body)["contact_count"] == 2
+    ids = ",".join(c["id"] for c in sg.contacts() if c.get("external_id") == "dev-2")
+    deleted = client.client.marketing.contacts.delete(query_params={"ids": ids})
+    assert deleted.status_code == 202
+    sg.complete_jobs()
+    assert [c["email"] for c in sg.contacts()] == ["a@example.com"]
 
 
 def test_search_emails_404_when_none_found(sg: SendGridServer, client: Any) -> None:

@@ -1,8 +1,8 @@
 {#
     Developer x incident: a call to the affected route (a route template or a LIKE pattern) from
-    started_at to ended_at, both included. Incidents in scope overlap the
-    var incident_window_days (7) days ending on the as-of day; an incident without an end is
-    still going on.
+    started_at to ended_at, both included, for every incident that started by the end of the
+    as-of day; an incident without an end is still going on. Only events from the earliest
+    incident start on are read (BRIN index on raw.api_events.occurred_at, macros/raw_indexes.sql).
 #}
 with
 
@@ -34,48 +34,39 @@ incidents as (
         ended_at,
         coalesce(ended_at, {{ as_of_end_timestamp() }}) as affected_until
     from stg_raw__incidents
-    where
-        started_at < {{ as_of_end_timestamp() }}
-        and (
-            ended_at is null
-            or ended_at >= {{ utc_timestamp_literal(as_of_minus_str(var('incident_window_days') | int - 1)) }}
-        )
+    where started_at < {{ as_of_end_timestamp() }}
 
 ),
 
-events_in_scope as (
+incident_events as (
 
+    -- time range first: each incident reads only its own minutes of events (BRIN index)
     select
-        developer_id,
-        route,
-        occurred_at
-    from stg_raw__api_events
-    where
-        occurred_at < {{ as_of_end_timestamp() }}
-        and occurred_at >= (
-            select min(started_at) from incidents
-        )
+        incidents.incident_id,
+        incidents.affected_route,
+        stg_raw__api_events.developer_id,
+        stg_raw__api_events.route,
+        stg_raw__api_events.occurred_at
+    from incidents
+    inner join stg_raw__api_events
+        on
+            stg_raw__api_events.occurred_at >= incidents.started_at
+            and stg_raw__api_events.occurred_at <= incidents.affected_until
+            and stg_raw__api_events.occurred_at < {{ as_of_end_timestamp() }}
 
 ),
 
 affected as (
 
     select
-        events_in_scope.developer_id,
-        incidents.incident_id,
+        developer_id,
+        incident_id,
         count(*) as affected_events,
-        min(events_in_scope.occurred_at) as first_affected_at,
-        max(events_in_scope.occurred_at) as last_affected_at
-    from events_in_scope
-    inner join incidents
-        on
-            events_in_scope.occurred_at >= incidents.started_at
-            and events_in_scope.occurred_at <= incidents.affected_until
-            and (
-                events_in_scope.route = incidents.affected_route
-                or events_in_scope.route like incidents.affected_route
-            )
-    group by events_in_scope.developer_id, incidents.incident_id
+        min(occurred_at) as first_affected_at,
+        max(occurred_at) as last_affected_at
+    from incident_events
+    where route = affected_route or route like affected_route
+    group by developer_id, incident_id
 
 ),
 

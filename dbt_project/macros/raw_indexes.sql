@@ -1,0 +1,21 @@
+{#
+    on-run-start: a BRIN index on raw.api_events (occurred_at), so the incremental usage models
+    and seg_incident_affected read only the days they need instead of every event. BRIN because
+    loads append events roughly in time order: the index is a few pages, costs next to nothing
+    to build or maintain, and never slows COPY down.
+#}
+{% macro ensure_raw_event_index() %}
+    {{ return(adapter.dispatch('ensure_raw_event_index', 'onramp')()) }}
+{% endmacro %}
+
+{% macro default__ensure_raw_event_index() %}
+    {%- set relation = source('raw', 'api_events') -%}
+    do $$
+    begin
+        if to_regclass('{{ relation.schema }}.{{ relation.identifier }}') is not null then
+            create index if not exists api_events_occurred_at_brin
+                on {{ relation }} using brin (occurred_at);
+        end if;
+    end
+    $$
+{% endmacro %}

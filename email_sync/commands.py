@@ -72,9 +72,15 @@ def _parse_date(value: datetime | None) -> date:
 
 @click.command()
 @click.option("--segment", "segments", multiple=True, help="Only this segment (repeatable).")
-@click.option("--dry-run", is_flag=True, help="Compute and print everything; write and send nothing.")
-@click.option("--allow-large", is_flag=True, help="Let a change larger than the blast radius through.")
-@click.option("--as-of", type=click.DateTime(["%Y-%m-%d"]), help="As-of day (default: yesterday UTC).")
+@click.option(
+    "--dry-run", is_flag=True, help="Compute and print everything; write and send nothing."
+)
+@click.option(
+    "--allow-large", is_flag=True, help="Let a change larger than the blast radius through."
+)
+@click.option(
+    "--as-of", type=click.DateTime(["%Y-%m-%d"]), help="As-of day (default: yesterday UTC)."
+)
 @click.option("--wait", is_flag=True, help="Wait for a running sync of the same segment to finish.")
 def sync(
     segments: tuple[str, ...],
@@ -141,14 +147,22 @@ def preview(segment: str, limit: int, show_html: bool) -> None:
     renderer.check(spec.email.template)
     engine = get_engine(settings)
     with engine.connect() as conn:
-        if not conn.execute(sa.text("select to_regclass(:r) is not null"), {"r": spec.relation}).scalar():
+        if not conn.execute(
+            sa.text("select to_regclass(:r) is not null"), {"r": spec.relation}
+        ).scalar():
             raise OnrampError(
                 f"segment table {spec.schema}.{spec.table} not found: run `onramp build` first"
             )
-        rows = conn.execute(
-            sa.text(f"select to_jsonb(s) from {spec.relation} as s order by member_key limit :n"),
-            {"n": max(limit, 0)},
-        ).scalars().all()
+        rows = (
+            conn.execute(
+                sa.text(
+                    f"select to_jsonb(s) from {spec.relation} as s order by member_key limit :n"
+                ),
+                {"n": max(limit, 0)},
+            )
+            .scalars()
+            .all()
+        )
     if not rows:
         click.echo(f"segment {spec.name} has no members")
         return
@@ -156,8 +170,10 @@ def preview(segment: str, limit: int, show_html: bool) -> None:
         rendered = renderer.render(
             spec.email.template, dict(member), "preview", spec.name, spec.email.kind
         )
-        click.echo(f"=== {n}/{len(rows)} member {hash_key(str(member.get('member_key')))} "
-                   f"template {spec.email.template} ({spec.email.kind})")
+        click.echo(
+            f"=== {n}/{len(rows)} member {hash_key(str(member.get('member_key')))} "
+            f"template {spec.email.template} ({spec.email.kind})"
+        )
         click.echo(f"Subject: {rendered.subject}")
         click.echo("")
         click.echo(rendered.html if show_html else rendered.text)

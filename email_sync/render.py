@@ -52,7 +52,7 @@ class Renderer:
             loader=jinja2.FileSystemLoader(self.dir),
             autoescape=True,
             undefined=jinja2.StrictUndefined,
-            keep_trailing_newline=False,
+            auto_reload=False,  # one stat() per template per email otherwise
         )
 
     @cached_property
@@ -61,6 +61,7 @@ class Renderer:
             loader=jinja2.FileSystemLoader(self.dir),
             autoescape=False,
             undefined=jinja2.StrictUndefined,
+            auto_reload=False,
         )
 
     def check(self, template: str) -> None:

@@ -17,7 +17,7 @@ create table if not exists email_sync.segment_membership (
     list_status text,
     list_synced_at timestamptz,
     primary key (segment, member_key)
-);
+) with (fillfactor = 90);  -- room for HOT updates when members exit
 
 -- The message ledger: one row per (segment or campaign, step, member, period), ever.
 -- status: pending (decided, not yet confirmed) | sent | failed | suppressed | skipped | capped

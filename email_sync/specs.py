@@ -68,7 +68,9 @@ def _bool(value: Any, what: str) -> bool:
     raise SpecError(f"{what} must be true or false, got {value!r}")
 
 
-def spec_from_meta(name: str, meta: dict[str, Any], schema: str = "segments", table: str = "") -> SegmentSpec:
+def spec_from_meta(
+    name: str, meta: dict[str, Any], schema: str = "segments", table: str = ""
+) -> SegmentSpec:
     """Build a spec from one model's `onramp` meta block, with one-line errors for bad values."""
     where = f"segment {name}"
     if not _NAME.match(name) or not _NAME.match(schema) or (table and not _NAME.match(table)):

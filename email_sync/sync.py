@@ -51,6 +51,7 @@ log = logging.getLogger(__name__)
 STEP = "entry"  # the triggered email; multi-step campaigns will add their own steps
 LOCK_CLASS = "onramp.email_sync"
 INVALID = "invalid address"
+WORK_MEM = "256MB"
 DRY_RUN_ID = -1  # ledger rows a dry run decides (and rolls back) carry this run id
 
 
@@ -182,7 +183,15 @@ def sync_segment(
                 _decide(conn, settings, spec, as_of, allow_large, result, renderer, None, clock)
             else:
                 _sync_locked(
-                    conn, settings, spec, as_of, allow_large, result, renderer, provider, wait,
+                    conn,
+                    settings,
+                    spec,
+                    as_of,
+                    allow_large,
+                    result,
+                    renderer,
+                    provider,
+                    wait,
                     clock,
                 )
     finally:
@@ -430,45 +439,52 @@ def _decide(
             )
         t0 = time.perf_counter()
         params = {"seg": seg, "as_of": as_of, "now": clock}
+        # The anti-joins hash a whole segment; the 4 MB default makes a million keys spill to
+        # disk. This transaction only, so the server's setting stays as the operator left it.
+        conn.execute(sa.text(f"set local work_mem = '{WORK_MEM}'"))
         r.members = conn.execute(sa.text(f"select count(*) from {rel}")).scalar_one()
-        previous = conn.execute(
+        r.first_sync = not conn.execute(
             sa.text(
-                "select count(*) filter (where exited_at is null), count(*) "
-                "from email_sync.segment_membership where segment = :seg"
+                "select exists (select 1 from email_sync.segment_membership where segment = :seg)"
             ),
             params,
-        ).one()
-        r.first_sync = previous[1] == 0
+        ).scalar_one()
+        # One pass over both sides: a full join of the segment with the active membership keeps
+        # only the unmatched rows, i.e. who entered and who exited.
         conn.execute(
             sa.text(
                 f"""
-                create temp table _entered on commit drop as
-                select s.member_key, s.developer_id, s.email
-                from {rel} as s
-                where not exists (
-                    select 1 from email_sync.segment_membership as m
-                    where m.segment = :seg and m.member_key = s.member_key
-                      and m.exited_at is null
-                )
+                create temp table _diff on commit drop as
+                select coalesce(s.member_key, m.member_key) as member_key,
+                       s.developer_id, s.email, m.member_key is null as entered
+                from (select member_key, developer_id, email from {rel}) as s
+                full join (
+                    select member_key from email_sync.segment_membership
+                    where segment = :seg and exited_at is null
+                ) as m on m.member_key = s.member_key
+                where s.member_key is null or m.member_key is null
                 """
             ),
             params,
         )
         conn.execute(
             sa.text(
-                f"""
-                create temp table _exited on commit drop as
-                select m.member_key
-                from email_sync.segment_membership as m
-                where m.segment = :seg and m.exited_at is null
-                  and not exists (select 1 from {rel} as s where s.member_key = m.member_key)
-                """
-            ),
-            params,
+                "create temp table _entered on commit drop as "
+                "select member_key, developer_id, email from _diff where entered"
+            )
         )
+        conn.execute(
+            sa.text(
+                "create temp table _exited on commit drop as "
+                "select member_key from _diff where not entered"
+            )
+        )
+        conn.execute(sa.text("analyze _entered"))  # temp tables have no statistics otherwise
+        conn.execute(sa.text("analyze _exited"))
         r.entered = conn.execute(sa.text("select count(*) from _entered")).scalar_one()
         r.exited = conn.execute(sa.text("select count(*) from _exited")).scalar_one()
-        _check_blast_radius(settings, spec, r, previous[0], allow_large)
+        previous_active = r.members - r.entered + r.exited
+        _check_blast_radius(settings, spec, r, previous_active, allow_large)
         r.sample_member_hashes = [
             hash_key(k)
             for k in conn.execute(
@@ -496,8 +512,13 @@ def _decide(
         raise
     if dry:
         tx.rollback()
-    else:
-        tx.commit()
+        return
+    tx.commit()
+    if r.entered + r.exited > max(10_000, r.members // 10):
+        # Large changes (a first sync of a big segment) leave the planner blind until
+        # autovacuum catches up; fresh statistics keep the next diff on hash joins.
+        conn.execute(sa.text("analyze email_sync.segment_membership"))
+        conn.commit()
 
 
 def _check_blast_radius(
@@ -512,7 +533,10 @@ def _check_blast_radius(
         return
     size = max(previous_active, r.members, 1)
     for what, count in (("enter", r.entered), ("exit", r.exited)):
-        if count >= settings.blast_radius_min_members and count > settings.blast_radius_share * size:
+        if (
+            count >= settings.blast_radius_min_members
+            and count > settings.blast_radius_share * size
+        ):
             raise BlastRadiusExceeded(
                 f"segment {spec.name}: {count:,} of {size:,} members would {what} "
                 f"({count / size:.0%} > {settings.blast_radius_share:.0%}); refusing to sync, "
@@ -652,7 +676,9 @@ def _decide_messages(
         p,
     )
     pending = conn.execute(
-        sa.text("select count(*) from email_sync.messages where run_id = :run and status = 'pending'"),
+        sa.text(
+            "select count(*) from email_sync.messages where run_id = :run and status = 'pending'"
+        ),
         p,
     ).scalar_one()
     if pending and provider is not None:
@@ -818,7 +844,12 @@ def _deliver(
                     returning message_id, member_key, email, payload, template
                     """
                 ),
-                {"run": run_id, "last": last, "batch": provider.batch_size, "provider": provider.name},
+                {
+                    "run": run_id,
+                    "last": last,
+                    "batch": provider.batch_size,
+                    "provider": provider.name,
+                },
             ).all()
         if not rows:
             return
@@ -945,14 +976,19 @@ def _field_types(conn: sa.Connection, spec: SegmentSpec) -> dict[str, str]:
             )
         data_type = types[column]
         out[column] = (
-            "Number" if data_type in _NUMBER_TYPES else "Date" if data_type in _DATE_TYPES else "Text"
+            "Number"
+            if data_type in _NUMBER_TYPES
+            else "Date"
+            if data_type in _DATE_TYPES
+            else "Text"
         )
     return out
 
 
 def _sync_list(conn: sa.Connection, spec: SegmentSpec, provider: Provider, r: SyncResult) -> None:
     """Mirror membership into the provider's list from `list_status`: members without consent or
-    with an invalid or suppressed address are not added (`skipped`)."""
+    with an invalid or suppressed address are not added (`skipped`). Rows the provider did not
+    confirm stay pending for the next run."""
     rel = spec.relation
     with conn.begin():
         r.list_skipped = conn.execute(
@@ -962,13 +998,12 @@ def _sync_list(conn: sa.Connection, spec: SegmentSpec, provider: Provider, r: Sy
                 from {rel} as s
                 where m.segment = :seg and m.list_status = 'pending_add' and m.exited_at is null
                   and s.member_key = m.member_key
-                  and (not coalesce(s.marketing_opt_in, false)
-                       or m.email is null or m.email !~ :email_re
+                  and (not coalesce(s.marketing_opt_in, false) or m.email is null
                        or exists (select 1 from email_sync.suppressions as x
                                   where x.email = m.email))
                 """
             ),
-            {"seg": spec.name, "email_re": EMAIL_RE},
+            {"seg": spec.name},
         ).rowcount
         field_types = _field_types(conn, spec)
         columns = ", ".join(f's."{c}"' for c in spec.custom_fields)
@@ -990,20 +1025,31 @@ def _sync_list(conn: sa.Connection, spec: SegmentSpec, provider: Provider, r: Sy
             ),
             {"seg": spec.name},
         ).all()
+        invalid = [row.member_key for row in adds if not valid_email(row.email)]
+        if invalid:  # SendGrid would reject the whole upsert request for one of these
+            conn.execute(
+                sa.text(
+                    "update email_sync.segment_membership set list_status = 'skipped' "
+                    "where segment = :seg and member_key = any(:keys)"
+                ),
+                {"seg": spec.name, "keys": invalid},
+            )
+            r.list_skipped += len(invalid)
     if not adds and not removes:
         return
     contacts: dict[str, Contact] = {}
-    keys_by_email: dict[str, list[str]] = {}
+    n_fields = len(spec.custom_fields)
     for row in adds:
+        if not valid_email(row.email):
+            continue
         name = (row.name or "").strip()
-        fields = {c: _field_value(getattr(row, c)) for c in spec.custom_fields}
+        values = row[3 : 3 + n_fields]
+        fields = {c: _field_value(v) for c, v in zip(spec.custom_fields, values, strict=True)}
         contacts[row.email] = Contact(row.email, name.split()[0] if name else None, fields)
-        keys_by_email.setdefault(row.email, []).append(row.member_key)
     # An address still (or again) wanted by another member is not removed from the list.
-    removal_emails = sorted({row.email for row in removes if row.email and row.email not in contacts})
-    removed_keys: dict[str, list[str]] = {}
-    for row in removes:
-        removed_keys.setdefault(row.email, []).append(row.member_key)
+    removal_emails = sorted(
+        {row.email for row in removes if row.email and row.email not in contacts}
+    )
     try:
         outcome = provider.sync_list(
             spec.list_name or spec.name, field_types, list(contacts.values()), removal_emails
@@ -1016,36 +1062,40 @@ def _sync_list(conn: sa.Connection, spec: SegmentSpec, provider: Provider, r: Sy
         r.list_pending = len(adds) + len(removes)
         r.notes.append(f"list sync failed, retried next run: {_one_line(exc)}")
         return
-    done_add = [k for e in outcome.upserted for k in keys_by_email.get(e, [])]
-    done_remove = [k for e in outcome.removed for k in removed_keys.get(e, [])]
-    # Exited members whose address another member still needs count as removed from our side.
-    done_remove += [
-        k for e, ks in removed_keys.items() if e is None or e in contacts for k in ks
-    ]
+    # Mark done by exclusion: the usual case is "all confirmed", and a million-key array would
+    # cost more than the update itself. We hold the segment lock, so nothing else moved these rows.
+    add_missing = [e for e in contacts if e not in outcome.upserted]
+    remove_missing = [e for e in removal_emails if e not in outcome.removed]
     with conn.begin():
-        conn.execute(
+        added = conn.execute(
             sa.text(
                 "update email_sync.segment_membership set list_status = 'synced', "
-                "list_synced_at = now() where segment = :seg and member_key = any(:keys)"
+                "list_synced_at = now() where segment = :seg and list_status = 'pending_add' "
+                "and exited_at is null and email <> all(cast(:missing as text[]))"
             ),
-            {"seg": spec.name, "keys": done_add},
-        )
-        conn.execute(
+            {"seg": spec.name, "missing": add_missing},
+        ).rowcount
+        removed = conn.execute(
             sa.text(
                 "update email_sync.segment_membership set list_status = 'removed', "
-                "list_synced_at = now() where segment = :seg and member_key = any(:keys) "
-                "and list_status = 'pending_remove'"
+                "list_synced_at = now() where segment = :seg and list_status = 'pending_remove' "
+                "and (email is null or email <> all(cast(:missing as text[])))"
             ),
-            {"seg": spec.name, "keys": done_remove},
-        )
+            {"seg": spec.name, "missing": remove_missing},
+        ).rowcount
     r.list_added = len(outcome.upserted)
     r.list_removed = len(outcome.removed)
-    r.list_pending = len(adds) + len(removes) - len(done_add) - len(done_remove)
+    r.list_pending = len(adds) + len(removes) - added - removed
     if outcome.failed:
         r.notes.append(f"{len(outcome.failed)} list contact(s) failed, retried next run")
 
 
 def _field_value(value: Any) -> Any:
+    """SendGrid field values: Text as str, Number as int/float, Date as MM/DD/YYYY."""
+    if value is None or type(value) in (str, int, float):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if isinstance(value, datetime):
         return value.strftime("%m/%d/%Y")
     if isinstance(value, date):

@@ -20,7 +20,6 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +39,7 @@ FORMATS = {
     "incidents": ("jsonl", "csv"),
     "endpoints": ("jsonl", "csv"),
 }
-COPY_BATCH_LINES = 4096
+COPY_WRITE_CHARS = 1 << 20
 MAX_REJECT_TEXT = 1 << 20
 
 
@@ -167,14 +166,34 @@ class RejectSpool:
 
 
 # -- loading -------------------------------------------------------------------------------------
-def _copy_lines(cur: psycopg.Cursor, sql: str, lines: Iterable[str]) -> int:
-    """Stream COPY text lines in big writes; returns the number of rows sent."""
+def _copy_lines(cur: psycopg.Cursor, table: str, parsed: Iterable[Any]) -> int:
+    """COPY a parser's output into `table`; returns the number of rows sent.
+
+    A parser yields its COPY column order first, then COPY text pieces: single rows or long
+    validated runs. Pieces are written in writes of about COPY_WRITE_CHARS, so the server parses
+    one chunk while Python prepares the next.
+    """
+    it = iter(parsed)
+    columns = next(it, None)
+    if columns is None:
+        return 0
     sent = 0
-    it = iter(lines)
-    with cur.copy(sql) as copy:
-        while batch := list(islice(it, COPY_BATCH_LINES)):
-            copy.write("".join(batch))
-            sent += len(batch)
+    buf: list[str] = []
+    size = 0
+    with cur.copy(f"copy {table} ({', '.join(columns)}) from stdin {parsers.COPY_OPTIONS}") as copy:
+        for piece in it:
+            buf.append(piece)
+            size += len(piece)
+            if size >= COPY_WRITE_CHARS:
+                chunk = "".join(buf)
+                copy.write(chunk)
+                sent += chunk.count("\n")
+                buf.clear()
+                size = 0
+        if buf:
+            chunk = "".join(buf)
+            copy.write(chunk)
+            sent += chunk.count("\n")
     return sent
 
 
@@ -291,9 +310,7 @@ def _load_in_transaction(
             if kind != "api_events":
                 source = Source(path, rejects.add, progress)
                 loaded = _copy_lines(
-                    cur,
-                    f"copy raw.{kind} ({columns}) from stdin {parsers.COPY_OPTIONS}",
-                    _parse(kind, fmt, source, rejects.add, batch, caller),
+                    cur, f"raw.{kind}", _parse(kind, fmt, source, rejects.add, batch, caller)
                 )
             else:
                 loaded, duplicates = _load_events(
@@ -341,9 +358,7 @@ def _load_events(
         with pg.transaction():  # savepoint: a duplicate event_id undoes only this attempt
             source = Source(path, rejects.add, progress)
             loaded = _copy_lines(
-                cur,
-                f"copy raw.api_events ({columns}) from stdin {parsers.COPY_OPTIONS}",
-                _parse("api_events", fmt, source, rejects.add, batch, caller),
+                cur, "raw.api_events", _parse("api_events", fmt, source, rejects.add, batch, caller)
             )
             return loaded, 0
     except psycopg.errors.UniqueViolation:
@@ -356,9 +371,7 @@ def _load_events(
     cur.execute("truncate onramp_stage_events")
     source = Source(path, rejects.add, None)  # the bar already covered this file once
     staged = _copy_lines(
-        cur,
-        f"copy onramp_stage_events ({columns}) from stdin {parsers.COPY_OPTIONS}",
-        _parse("api_events", fmt, source, rejects.add, batch, caller),
+        cur, "onramp_stage_events", _parse("api_events", fmt, source, rejects.add, batch, caller)
     )
     cur.execute(
         f"insert into raw.api_events ({columns}) select {columns} from onramp_stage_events"

@@ -248,6 +248,7 @@ def event_line(
     escape: bool,
     batch: str,
     occurrence: int = 0,
+    perm: list[int] | None = None,
 ) -> str:
     """One COPY line for raw.api_events from values in EVENT_COLUMNS order.
 
@@ -323,6 +324,8 @@ def event_line(
         agent,
         ip,
     ]
+    if perm is not None:
+        row = [row[i] for i in perm]
     if escape:
         row = [NULL if v is None else copy_escape(v) for v in row]
         _check_utf8(row)
@@ -507,95 +510,280 @@ def _csv_header(rows: Iterator[tuple[int, list[str], str, bool]]) -> list[str] |
     return [name.strip().lower() for name in first[1]]
 
 
-_TS_PATTERN = r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:\.\d{1,6})?+(?:Z|[+-]\d\d(?::?\d\d)?)?+"
-_CSV_TEXT = r'[^,"\\\t\r\x00]'
-_JSON_TEXT = r'[^"\\\x00-\x1f]'
-# Per column: the CSV pattern of a value the fast path may pass through unchanged.
+# -- fast paths ----------------------------------------------------------------------------------
+# Whole runs of rows are validated by one regex match over a block of text and turned into COPY
+# text with str.replace, so the common row costs no Python bytecode at all. The patterns accept
+# only values PostgreSQL reads exactly as the general path would write them; a row they reject
+# is not necessarily bad, it just goes through event_line(), which converts it or rejects it.
+_YEAR = r"[1-9]\d{3}"
+_MONTH_DAY = (
+    r"(?:(?:0[1-9]|1[0-2])-(?:0[1-9]|1\d|2[0-8])"
+    r"|(?:0[13-9]|1[0-2])-(?:29|30)|(?:0[13578]|1[02])-31)"
+)
+_TS_STRICT = (
+    rf"{_YEAR}-{_MONTH_DAY}[T ](?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d{{1,6}}+)?+"
+    r"(?:Z|[+-](?:[01]\d|2[0-3])(?::?[0-5]\d)?+)?+"
+)
+_CSV_TEXT = r'[^,"\\\t\r\n\x00]'
+_JSON_TEXT = r'(?!null")[^"\\\x00-\x1f]'
 _CSV_FAST = {
-    "event_id": rf"({_CSV_TEXT}++)",
-    "occurred_at": rf"({_TS_PATTERN})",
-    "developer_id": rf"({_CSV_TEXT}++)",
-    "method": r"([A-Z]{0,10}+)",
-    "status_code": r"([1-5]\d\d)",
-    "latency_ms": r"(\d{1,15}+(?:\.\d{1,15}+)?+|)",
-    "request_bytes": r"(\d{1,18}+|)",
-    "response_bytes": r"(\d{1,18}+|)",
-    "environment": r"(sandbox|production|)",
+    "event_id": rf"{_CSV_TEXT}++",
+    "occurred_at": _TS_STRICT,
+    "developer_id": rf"{_CSV_TEXT}++",
+    "method": r"[A-Z]{0,10}+",
+    "status_code": r"[1-5]\d\d",
+    "latency_ms": r"(?:\d{1,15}+(?:\.\d{1,15}+)?+)?+",
+    "request_bytes": r"\d{0,18}+",
+    "response_bytes": r"\d{0,18}+",
+    "environment": r"(?:sandbox|production)?+",
 }
 _JSON_FAST = {
-    "event_id": rf'"({_JSON_TEXT}++)"',
-    "occurred_at": rf'"({_TS_PATTERN})"',
-    "developer_id": rf'"({_JSON_TEXT}++)"',
-    "method": r'(?:"([A-Z]{1,10}+)"|null)',
-    "status_code": r"([1-5]\d\d)",
-    "latency_ms": r"(?:(\d{1,15}+(?:\.\d{1,15}+)?+)|null)",
-    "request_bytes": r"(?:(\d{1,18}+)|null)",
-    "response_bytes": r"(?:(\d{1,18}+)|null)",
-    "environment": r'(?:"(sandbox|production)"|null)',
+    "event_id": rf'"{_JSON_TEXT}[^"\\\x00-\x1f]*+"',
+    "occurred_at": rf'"{_TS_STRICT}"',
+    "developer_id": rf'"{_JSON_TEXT}[^"\\\x00-\x1f]*+"',
+    "method": r'(?:"[A-Z]{1,10}+"|null)',
+    "status_code": r"[1-5]\d\d",
+    "latency_ms": r"(?:\d{1,15}+(?:\.\d{1,15}+)?+|null)",
+    "request_bytes": r"(?:\d{1,18}+|null)",
+    "response_bytes": r"(?:\d{1,18}+|null)",
+    "environment": r'(?:"(?:sandbox|production)"|null)',
 }
+_REQUIRED_FAST = ("event_id", "occurred_at", "developer_id", "status_code")
 
 
-class FastPath:
-    """A compiled check for rows that need no conversion at all, and their COPY line.
+def fast_usable(names: list[str]) -> bool:
+    """Only files whose columns are all canonical (no extras) and include every required one."""
+    return (
+        set(names) <= EVENT_COLUMN_SET
+        and len(set(names)) == len(names)
+        and set(_REQUIRED_FAST) <= set(names)
+    )
 
-    Built from the file's own column (or key) order. A row that matches is valid and already in
-    the form PostgreSQL reads, so it costs one regex match, one date check and a join; anything
-    else (quotes, escapes, empty required fields, aliases, extra columns) takes the general path,
-    which gives the same result or a reject.
+
+def copy_order(names: list[str]) -> tuple[list[str], list[int]]:
+    """COPY column order for a file: its own columns first (so a row maps by position), then the
+    canonical columns it lacks; plus the permutation from EVENT_COLUMNS order to that order."""
+    order = [n for n in names if n in EVENT_COLUMN_SET]
+    order = list(dict.fromkeys(order))
+    order += [c for c in EVENT_COLUMNS if c not in order]
+    return order, [EVENT_COLUMNS.index(c) for c in order]
+
+
+def _tail(missing: int, batch: str) -> str:
+    # empty (NULL) values for the columns the file lacks, extras (NULL), batch_id
+    return "\t" * (missing + 2) + batch + "\n"
+
+
+class CsvFast:
+    """Block fast path for a CSV whose header holds only canonical columns."""
+
+    def __init__(self, header: list[str], batch: str) -> None:
+        line = ",".join(_CSV_FAST.get(n, rf"{_CSV_TEXT}*+") for n in header)
+        self.match = re.compile(rf"(?:{line}\n)*+").match
+        self.tail = _tail(len(EVENT_COLUMNS) - len(header), batch)
+
+    def convert(self, segment: str) -> str:
+        return segment.replace(",", "\t").replace("\n", self.tail)
+
+
+class JsonFast:
+    """Block fast path for JSON lines laid out like the first object (same keys, order, spacing
+    and value kinds: strings stay strings, numbers stay numbers or null).
+
+    A whole block is split on `"` once; because no value may hold a quote or backslash, every
+    line then has the same number of tokens and each column is a strided slice of the token
+    list, validated column-wise by one regex over the joined column. Nothing runs per row in
+    Python. A block that does not fit is halved until the odd lines are found, and those go
+    through the general path.
     """
 
-    def __init__(self, names: list[str], batch: str, json_keys: bool) -> None:
-        self.tail = f"\t\t{batch}\n"  # extras (NULL), batch_id
-        if json_keys:
-            values = [_JSON_FAST.get(n, rf'(?:"({_JSON_TEXT}*+)"|null)') for n in names]
-            keys = [rf'"{re.escape(n)}"\s*+:\s*+' for n in names]
-            body = r"\s*+,\s*+".join(k + v for k, v in zip(keys, values, strict=True))
-            pattern = r"\s*+\{\s*+" + body + r"\s*+\}\s*+\Z"
-        else:
-            pattern = ",".join(_CSV_FAST.get(n, rf"({_CSV_TEXT}*+)") for n in names) + r"\Z"
-        self.match = re.compile(pattern).match
-        position = {n: i for i, n in enumerate(names)}
-        self.ts = position["occurred_at"]
-        missing = len(names)
-        self.order = [position.get(c, missing) for c in EVENT_COLUMNS]
-        self.identity = not json_keys and names == list(EVENT_COLUMNS)
+    TYPED = {
+        "occurred_at": _TS_STRICT,
+        "method": r"[A-Z]{1,10}+",
+        "status_code": r"[1-5]\d\d",
+        "latency_ms": r"(?:\d{1,15}+(?:\.\d{1,15}+)?+|null)",
+        "request_bytes": r"(?:\d{1,18}+|null)",
+        "response_bytes": r"(?:\d{1,18}+|null)",
+    }
+    RAW_OK = frozenset({"status_code", "latency_ms", "request_bytes", "response_bytes"})
+    _CONTROL = tuple(chr(c) for c in range(32) if c != 10) + ("\\",)
 
-    def line(self, text: str) -> str | None:
-        m = self.match(text)
-        if m is None:
-            return None
-        groups = m.groups()
-        try:
-            _fromiso(groups[self.ts])
-        except ValueError:
-            return None
-        if self.identity:
-            return text.replace(",", "\t") + self.tail
-        values = (*groups, "")
-        try:
-            return "\t".join([values[i] for i in self.order]) + self.tail
-        except TypeError:  # a JSON null
-            return "\t".join([values[i] or "" for i in self.order]) + self.tail
+    def __init__(
+        self,
+        plan: list[tuple[str, bool, int]],
+        period: int,
+        colon: str,
+        comma: str,
+        last_index: int,
+        batch: str,
+        missing: int,
+    ) -> None:
+        self.plan = plan
+        self.period = period
+        self.colon = colon
+        self.comma = comma
+        self.last_index = last_index
+        self.tail = _tail(missing, batch)
+        self.checks: dict[str, Callable[[str], Any]] = {}
+        for name, raw, _ in plan:
+            if raw:
+                suffix = "}\n{" if _ == last_index else comma
+                value = self.TYPED.get(name, r"(?:\d{1,18}+|null)")
+                one = re.escape(colon) + value + re.escape(suffix)
+                self.checks[name] = re.compile(rf"(?:{one}\x1e)*+{one}\Z").match
+            elif name in self.TYPED:
+                one = self.TYPED[name]
+                self.checks[name] = re.compile(rf"(?:{one}\x1e)*+{one}\Z").match
 
-    @staticmethod
-    def usable(names: list[str]) -> bool:
-        return (
-            set(names) <= EVENT_COLUMN_SET
-            and len(set(names)) == len(names)
-            and {"event_id", "occurred_at", "developer_id", "status_code"} <= set(names)
-        )
+    @classmethod
+    def build(cls, first_line: str, names: list[str], batch: str) -> JsonFast | None:
+        tokens = first_line.split('"')
+        if len(tokens) < 4 or tokens[0] != "{" or tokens[-1] != "}":
+            return None
+        colon = ": " if tokens[2].startswith(": ") else ":"
+        comma = ", " if ", " in first_line and colon == ": " else ","
+        plan: list[tuple[str, bool, int]] = []
+        i = 1
+        for n, name in enumerate(names):
+            last = n == len(names) - 1
+            if i + 1 >= len(tokens) or tokens[i] != name:
+                return None
+            sep = tokens[i + 1]
+            if sep == colon:  # a string value follows
+                closing = "}" if last else comma
+                if i + 3 >= len(tokens) or tokens[i + 3] != closing:
+                    return None
+                if name in cls.RAW_OK:
+                    return None  # numbers given as strings: the general path converts them
+                plan.append((name, False, i + 2))
+                i += 4
+            else:  # a number or null inside `:value,`
+                if name not in cls.RAW_OK:
+                    return None
+                plan.append((name, True, i + 1))
+                i += 2
+        if i != len(tokens):
+            return None
+        last_index = plan[-1][2]
+        missing = len(EVENT_COLUMNS) - len(names)
+        return cls(plan, len(tokens) - 1, colon, comma, last_index, batch, missing)
+
+    def convert(self, block: str) -> str | None:
+        """COPY text for a block of whole lines, or None if any line does not fit the layout."""
+        for char in self._CONTROL:
+            if char in block:
+                return None
+        tokens = block.split('"')
+        lines = block.count("\n")
+        period = self.period
+        if not lines or len(tokens) != lines * period + 1 or tokens[0] != "{":
+            return None
+        columns: list[list[str]] = []
+        colon = self.colon
+        for name, raw, index in self.plan:
+            key_index = index - 1 if raw else index - 2
+            if tokens[key_index::period].count(name) != lines:
+                return None
+            column = tokens[index::period]
+            last = index == self.last_index
+            if raw:
+                suffix = "}\n{" if last else self.comma
+                if last:
+                    if not column[-1].endswith("}\n"):
+                        return None
+                    column[-1] += "{"
+                joined = "\x1e".join(column)
+                if not self.checks[name](joined):
+                    return None
+                values = joined[len(colon) : -len(suffix)].split(f"{suffix}\x1e{colon}")
+                if "null" in values:
+                    values = ["" if v == "null" else v for v in values]
+                columns.append(values)
+                continue
+            if tokens[index - 1 :: period].count(colon) != lines:
+                return None
+            closing = tokens[index + 1 :: period]
+            if last:
+                if closing.count("}\n{") != lines - 1 or closing[-1] != "}\n":
+                    return None
+            elif closing.count(self.comma) != lines:
+                return None
+            check = self.checks.get(name)
+            if check is not None and not check("\x1e".join(column)):
+                return None
+            if name in ("event_id", "developer_id") and "" in column:
+                return None
+            if name == "environment" and not set(column) <= {"sandbox", "production", ""}:
+                return None
+            columns.append(column)
+        tail = self.tail
+        return tail.join(map("\t".join, zip(*columns, strict=True))) + tail
+
+
+class LineCursor:
+    """Reads blocks from a Source either as validated runs (fast path) or line by line.
+
+    Iterating it yields (line number, line) like Source.lines(), so the general path (and the
+    multi-line CSV reader) can pull continuation lines from it; `pushback` returns lines that
+    were read ahead.
+    """
+
+    def __init__(self, source: Source) -> None:
+        self.blocks = source.blocks()
+        self.text = ""
+        self.pos = 0
+        self.lineno = 1
+        self.pushback: list[tuple[int, str]] = []
+
+    def _fill(self) -> bool:
+        if self.pos < len(self.text):
+            return True
+        nxt = next(self.blocks, None)
+        if nxt is None:
+            self.text, self.pos = "", 0
+            return False
+        self.lineno, self.text = nxt
+        self.pos = 0
+        return True
+
+    def run(self, match: Callable[[str, int], re.Match[str] | None]) -> str:
+        """The longest run of lines from here that `match` accepts ("" if none)."""
+        if self.pushback or not self._fill():
+            return ""
+        m = match(self.text, self.pos)
+        end = m.end() if m else self.pos
+        if end == self.pos:
+            return ""
+        segment = self.text[self.pos : end]
+        self.lineno += segment.count("\n")
+        self.pos = end
+        return segment
+
+    def __iter__(self) -> LineCursor:
+        return self
+
+    def __next__(self) -> tuple[int, str]:
+        if self.pushback:
+            return self.pushback.pop(0)
+        if not self._fill():
+            raise StopIteration
+        nl = self.text.index("\n", self.pos)
+        item = (self.lineno, self.text[self.pos : nl])
+        self.pos = nl + 1
+        self.lineno += 1
+        return item
 
 
 def parse_csv_events(
     source: Source, reject: RejectFn, batch: str, caller: str | None = None
-) -> Iterator[str]:
-    it = source.lines()
+) -> Iterator[Any]:
+    """Yields the COPY column order first, then COPY text (single rows or validated runs)."""
+    cursor = LineCursor(source)
     header: list[str] | None = None
-    for lineno, line in it:
+    for lineno, line in cursor:
         if line:
-            fields, _raw, _escape, pushback = read_csv_record(lineno, line, it, reject)
-            if pushback:
-                it = chain(pushback, it)
+            fields, _raw, _escape, pushback = read_csv_record(lineno, line, cursor, reject)
+            cursor.pushback[:0] = pushback or []
             if fields is not None:
                 header = [name.strip().lower() for name in fields]
                 break
@@ -604,37 +792,38 @@ def parse_csv_events(
     for required in ("developer_id", "occurred_at"):
         if required not in header:
             raise MissingColumns(f"{source.path}: no {required} column in the CSV header")
+    order, perm = copy_order(header)
+    yield (*order, "extras", "batch_id")
     width = len(header)
     index = [header.index(c) if c in header else -1 for c in EVENT_COLUMNS]
     extra_index = [(i, name) for i, name in enumerate(header) if name not in EVENT_COLUMN_SET]
-    fast = FastPath(header, batch, json_keys=False).line if FastPath.usable(header) else None
+    fast = CsvFast(header, batch) if fast_usable(header) else None
     while True:
-        pushback = None
-        for lineno, line in it:
-            if fast is not None:
-                out = fast(line)
-                if out is not None:
-                    yield out
-                    continue
-            if not line:
+        if fast is not None:
+            segment = cursor.run(fast.match)
+            if segment:
+                yield fast.convert(segment)
                 continue
-            fields, raw, escape, pushback = read_csv_record(lineno, line, it, reject)
-            if pushback:
-                break
-            if fields is None:
-                continue
-            if len(fields) != width:
-                reject(lineno, "wrong number of fields", raw)
-                continue
-            values = [fields[i] if i >= 0 else None for i in index]
-            extras = {name: fields[i] for i, name in extra_index if fields[i] != ""} or None
-            try:
-                yield event_line(values, extras, escape, batch)
-            except Reject as exc:
-                reject(lineno, exc.reason, raw)
-        if not pushback:
+        item = next(cursor, None)
+        if item is None:
             return
-        it = chain(pushback, it)
+        lineno, line = item
+        if not line:
+            continue
+        fields, raw, escape, pushback = read_csv_record(lineno, line, cursor, reject)
+        if pushback:
+            cursor.pushback[:0] = pushback
+        if fields is None:
+            continue
+        if len(fields) != width:
+            reject(lineno, "wrong number of fields", raw)
+            continue
+        values = [fields[i] if i >= 0 else None for i in index]
+        extras = {name: fields[i] for i, name in extra_index if fields[i] != ""} or None
+        try:
+            yield event_line(values, extras, escape, batch, perm=perm)
+        except Reject as exc:
+            reject(lineno, exc.reason, raw)
 
 
 def _json_objects(
@@ -658,42 +847,105 @@ def _json_objects(
 
 def parse_jsonl_events(
     source: Source, reject: RejectFn, batch: str, caller: str | None = None
-) -> Iterator[str]:
-    columns = EVENT_COLUMNS
-    known = EVENT_COLUMN_SET
-    loads = _loads
-    fast = None
-    learned = False
-    for lineno, line in source.lines():
+) -> Iterator[Any]:
+    """Yields the COPY column order first, then COPY text (single rows or validated blocks).
+
+    The first object fixes the column order and, when it has only canonical keys, the layout of
+    the fast path (JsonFast) for the lines that repeat it.
+    """
+    fast: JsonFast | None = None
+    perm: list[int] | None = None
+    for first, text in source.blocks():
         if fast is not None:
-            out = fast(line)
+            yield from _json_block(fast, first, text, perm, reject, batch)
+            continue
+        lines = text.split("\n")
+        lines.pop()
+        for lineno, line in enumerate(lines, first):
+            if perm is not None:
+                out = _json_event(lineno, line, perm, reject, batch)
+                if out is not None:
+                    yield out
+                continue
+            try:
+                obj = _loads(line)
+            except _JSON_ERRORS:
+                if line.strip():
+                    reject(lineno, "malformed JSON", line)
+                continue
+            if type(obj) is not dict:
+                reject(lineno, "not a JSON object", line)
+                continue
+            names = list(obj)
+            order, perm = copy_order(names)
+            yield (*order, "extras", "batch_id")
+            if fast_usable(names):
+                fast = JsonFast.build(line, names, batch)
+            out = _json_event(lineno, line, perm, reject, batch)
             if out is not None:
                 yield out
-                continue
-        try:
-            obj = loads(line)
-        except _JSON_ERRORS:
-            if line.strip():
-                reject(lineno, "malformed JSON", line)
-            continue
-        if type(obj) is not dict:
-            reject(lineno, "not a JSON object", line)
-            continue
-        if not learned:  # the key order of the first object drives the fast path
-            learned = True
-            names = list(obj)
-            if FastPath.usable(names):
-                fast = FastPath(names, batch, json_keys=True).line
-        values = [obj.get(c) for c in columns]
-        extras = None if obj.keys() <= known else {k: v for k, v in obj.items() if k not in known}
-        try:
-            yield event_line(values, extras, "\\" in line or "\x00" in line, batch)
-        except Reject as exc:
-            reject(lineno, exc.reason, line)
+            if fast is not None and lineno - first + 1 < len(lines):
+                rest = "\n".join(lines[lineno - first + 1 :]) + "\n"
+                yield from _json_block(fast, lineno + 1, rest, perm, reject, batch)
+                break
+    if perm is None:
+        yield EVENT_COPY_COLUMNS
+
+
+_MIN_SPLIT_LINES = 32
+
+
+def _json_block(
+    fast: JsonFast, first: int, text: str, perm: list[int] | None, reject: RejectFn, batch: str
+) -> Iterator[str]:
+    """A block through the fast path, halving it around lines that do not fit."""
+    out = fast.convert(text)
+    if out is not None:
+        yield out
+        return
+    lines = text.count("\n")
+    if lines <= _MIN_SPLIT_LINES:
+        for lineno, line in enumerate(text.split("\n")[:-1], first):
+            row = _json_event(lineno, line, perm, reject, batch)
+            if row is not None:
+                yield row
+        return
+    middle = 0
+    for _ in range(lines // 2):
+        middle = text.index("\n", middle) + 1
+    yield from _json_block(fast, first, text[:middle], perm, reject, batch)
+    yield from _json_block(fast, first + lines // 2, text[middle:], perm, reject, batch)
+
+
+def _json_event(
+    lineno: int, line: str, perm: list[int] | None, reject: RejectFn, batch: str
+) -> str | None:
+    """The general path for one JSON line of canonical events."""
+    try:
+        obj = _loads(line)
+    except _JSON_ERRORS:
+        if line.strip():
+            reject(lineno, "malformed JSON", line)
+        return None
+    if type(obj) is not dict:
+        reject(lineno, "not a JSON object", line)
+        return None
+    values = [obj.get(c) for c in EVENT_COLUMNS]
+    extras = (
+        None
+        if obj.keys() <= EVENT_COLUMN_SET
+        else {k: v for k, v in obj.items() if k not in EVENT_COLUMN_SET}
+    )
+    try:
+        return event_line(values, extras, "\\" in line or "\x00" in line, batch, perm=perm)
+    except Reject as exc:
+        reject(lineno, exc.reason, line)
+        return None
 
 
 def parse_csv_table(kind: str, source: Source, reject: RejectFn, batch: str) -> Iterator[str]:
     spec = TABLE_SPECS[kind]
+    yield table_copy_columns(kind)
     rows = csv_rows(source.lines(), reject)
     header = _csv_header(rows)
     if header is None:
@@ -719,6 +971,7 @@ def parse_csv_table(kind: str, source: Source, reject: RejectFn, batch: str) -> 
 
 def parse_jsonl_table(kind: str, source: Source, reject: RejectFn, batch: str) -> Iterator[str]:
     spec = TABLE_SPECS[kind]
+    yield table_copy_columns(kind)
     names = [name for name, _ in spec]
     known = set(names)
     for lineno, obj, line, _escape in _json_objects(source, reject):
@@ -838,7 +1091,17 @@ def _header(headers: Any, name: str) -> Any:
 
 
 _MOESIF_KNOWN = frozenset(
-    {"request", "response", "user_id", "company_id", "session_token", "metadata", "event_id", "id"}
+    {
+        "request",
+        "response",
+        "user_id",
+        "company_id",
+        "session_token",
+        "metadata",
+        "event_id",
+        "transaction_id",
+        "id",
+    }
 )
 
 
@@ -878,7 +1141,7 @@ def moesif_values(obj: dict[str, Any]) -> tuple[list[Any], dict[str, Any] | None
             extras[f"request.{key}"] = request[key]
     status = response.get("status")
     values = [
-        obj.get("event_id") or obj.get("id"),
+        obj.get("event_id") or obj.get("transaction_id") or obj.get("id"),
         started,
         obj.get("user_id"),
         obj.get("company_id"),
@@ -899,6 +1162,7 @@ def moesif_values(obj: dict[str, Any]) -> tuple[list[Any], dict[str, Any] | None
 def parse_moesif_events(
     source: Source, reject: RejectFn, batch: str, caller: str | None = None
 ) -> Iterator[str]:
+    yield EVENT_COPY_COLUMNS
     for lineno, obj, text, _escape in moesif_objects(source, reject):
         try:
             if type(obj) is not dict:
@@ -976,6 +1240,7 @@ def parse_combined_events(
 ) -> Iterator[str]:
     """Access-log lines -> events. The caller rule picks developer_id (see DESIGN.md)."""
     caller = validate_caller(caller)
+    yield EVENT_COPY_COLUMNS
     window_ts: str | None = None
     seen: dict[str, int] = {}
     for lineno, line in source.lines():
@@ -1031,8 +1296,8 @@ def parse_combined_events(
                 path,
                 match.group("status"),
                 latency,
-                None if size == "-" else size,
                 None,
+                None if size == "-" else size,  # %b is the response size
                 kv.get("environment") or kv.get("env"),
                 api_key,
                 None if agent in (None, "-") else agent,

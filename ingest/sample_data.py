@@ -17,11 +17,29 @@ without a real product behind it. Three properties matter more than realism:
 
 Output is streamed: a day of traffic is generated, sorted and written before the next, so memory
 is bounded by one day's volume whatever `days` is.
+
+Files written to out_dir:
+
+* developers.csv, endpoints.csv, incidents.jsonl: reference data (a few developers appear twice;
+  the later row wins, as DESIGN.md says).
+* api_events.jsonl.gz (most events, canonical JSONL; ~3% of timestamps carry a non-UTC offset),
+  api_events.csv (canonical CSV, timestamps without zone, some rows without event_id),
+  moesif_events.json (a Moesif JSON array; the canonical event id is in `transaction_id`) and
+  access.log (Apache combined; remote user = developer_id, or "-" with an `api_key` query
+  parameter holding it). Each event is in exactly one file, apart from deliberate duplicates
+  (identical record again, or a JSONL event repeated in the CSV with the same event_id).
+* manifest.json: as_of, seed, sizes, `files` (path, kind, format, caller, rows) in load order,
+  `truth`, event counts and expected member counts per segment.
+* archetypes.csv (developer_id, archetype, expected_segments: space-separated, DESIGN.md order)
+  and expected_members.csv (segment, developer_id, detail: the promoted route for unused_feature,
+  the incident_id for incident_affected, top_route for stopped_traffic, the month start for quota
+  segments, the as-of date for rate_limited).
 """
 
 from __future__ import annotations
 
 import bisect
+import contextlib
 import csv
 import functools
 import gzip
@@ -191,6 +209,7 @@ ROUTES: tuple[Route, ...] = (
     Route("/v0/status", ("GET",), (), None, 1),  # legacy, not in the catalog
 )  # fmt: skip
 ROUTE_INDEX = {r.template: i for i, r in enumerate(ROUTES)}
+TEMPLATES = tuple(r.template for r in ROUTES)
 PROMOTED = tuple(r.template for r in ROUTES if r.promoted)
 ME, OAUTH = ROUTE_INDEX["/v1/me"], ROUTE_INDEX["/v1/oauth/token"]
 # Route groups a developer picks from: a feature area uses all its routes.
@@ -263,10 +282,22 @@ def iso_ms(ts_ms: int, zone: str = "Z") -> str:
         sign = 1 if zone[0] == "+" else -1
         ts_ms += sign * (int(zone[1:3]) * 60 + int(zone[4:6])) * 60_000
     day, ms = divmod(ts_ms, DAY_MS)
-    h, ms = divmod(ms, HOUR_MS)
-    m, ms = divmod(ms, 60_000)
+    minute, ms = divmod(ms, 60_000)
     s, ms = divmod(ms, 1000)
-    return f"{_day_prefix(day)}{h:02d}:{m:02d}:{s:02d}.{ms:03d}{zone}"
+    return f"{_day_prefix(day)}{_HH_MM[minute]}{s:02d}.{ms:03d}{zone}"
+
+
+_HH_MM = tuple(f"{h:02d}:{m:02d}:" for h in range(24) for m in range(60))
+
+
+_COMPACT_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
+def _csv_field(value: str) -> str:
+    """One CSV field as csv.writer's QUOTE_MINIMAL writes it (faster for one row at a time)."""
+    if any(c in value for c in ',"\r\n'):
+        return '"' + value.replace('"', '""') + '"'
+    return value
 
 
 def _offset_str(minutes: int) -> str:
@@ -324,6 +355,8 @@ class SegmentEvaluator:
         self.as_of_ms = a0
         self.promoted = sorted(promoted_routes)
         self.incidents = list(incidents)
+        self.incidents_from = min((i.started_ms for i in self.incidents), default=0)
+        self.incidents_to = max((i.ended_ms for i in self.incidents), default=-1)
         self.stats: dict[str, _DevStats] = {}
 
     def add(self, developer_id: str, ts_ms: int, route: str, status: int) -> None:
@@ -344,6 +377,8 @@ class SegmentEvaluator:
         if ts_ms >= self.month_ms:
             s.mtd_count += 1
         s.routes[route] = s.routes.get(route, 0) + 1
+        if not self.incidents_from <= ts_ms <= self.incidents_to:
+            return
         for inc in self.incidents:
             if (
                 inc.started_ms <= ts_ms <= inc.ended_ms
@@ -443,8 +478,8 @@ class _Dev:
     hour_cum: list[float] = field(default_factory=list)
 
 
-# Archetype shares of the developers left after the fixed boundary cases; every archetype gets
-# at least one developer when there is room.
+# Archetype shares of all developers; every archetype gets at least one developer, then come the
+# boundary cases (EDGE_CASES), then the shares; "sandbox" takes the rest.
 ARCHETYPES = (
     ("production", 0.025),
     ("never_integrates", 0.10),
@@ -762,7 +797,8 @@ class _Generator:
             plan[0] = 0
         plan[3].append((ms_in_day, route, "GET", 200))
 
-    def _plan(self, dev: _Dev) -> None:  # noqa: C901 - one branch per archetype reads best
+    def _plan(self, dev: _Dev) -> None:
+        """Sign-up time and day-by-day traffic plan of one developer, by archetype."""
         rng = self.rng
         a = dev.archetype
         w0 = self.first_off
@@ -1051,12 +1087,10 @@ class _Generator:
     def _csv(self, e: tuple, with_id: bool) -> str:
         ts, dev, _, method, path, status, _, lat, rq, rs, eid = e
         env, key, ip = self._context(e)
-        buf = io.StringIO()
-        csv.writer(buf, lineterminator="\n").writerow(
-            [eid if with_id else "", iso_ms(ts, ""), dev.developer_id, dev.company_id, method,
-             path, status, lat, rq, rs, env, key, dev.ua, ip, dev.region or ""]
-        )  # fmt: skip
-        return buf.getvalue()
+        fields = (eid if with_id else "", iso_ms(ts, ""), dev.developer_id, dev.company_id, method,
+                  path, str(status), str(lat), str(rq), str(rs), env, key, dev.ua, ip,
+                  dev.region or "")  # fmt: skip
+        return ",".join(_csv_field(f) for f in fields) + "\n"
 
     def _moesif(self, e: tuple) -> str:
         ts, dev, _, method, path, status, _, lat, rq, rs, eid = e
@@ -1092,7 +1126,7 @@ class _Generator:
             "direction": "Incoming",
             "metadata": {"environment": env, "api_key_id": key},
         }
-        return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+        return _COMPACT_JSON.encode(obj)
 
     def _access(self, e: tuple) -> str:
         ts, dev, _, method, path, status, _, lat, rq, rs, eid = e
@@ -1118,14 +1152,32 @@ class _Generator:
         return self._write_manifest()
 
     def _write_events(self) -> None:
+        """Generate, sort and write one day at a time; late and duplicate records are held back
+        in `deferred` (a few per day) and written with a later day."""
+        with contextlib.ExitStack() as stack:
+
+            def text(name: str) -> io.TextIOWrapper:
+                return stack.enter_context(open(self.out / name, "w", encoding="utf-8", newline=""))
+
+            gz_raw = stack.enter_context(open(self.out / "api_events.jsonl.gz", "wb"))
+            gz = stack.enter_context(
+                gzip.GzipFile(filename="api_events.jsonl", mode="wb", fileobj=gz_raw, mtime=0,
+                              compresslevel=3)
+            )  # fmt: skip
+            jsonl = stack.enter_context(io.TextIOWrapper(gz, encoding="utf-8", newline="\n"))
+            csv_f, moesif_f, access_f = (
+                text("api_events.csv"), text("moesif_events.json"), text("access.log")
+            )  # fmt: skip
+            self._stream_events(jsonl, csv_f, moesif_f, access_f)
+
+    def _stream_events(
+        self,
+        jsonl: io.TextIOWrapper,
+        csv_f: io.TextIOWrapper,
+        moesif_f: io.TextIOWrapper,
+        access_f: io.TextIOWrapper,
+    ) -> None:
         rng = self.rng
-        gz_raw = open(self.out / "api_events.jsonl.gz", "wb")  # noqa: SIM115 - closed below
-        gz = gzip.GzipFile(filename="api_events.jsonl", mode="wb", fileobj=gz_raw, mtime=0,
-                           compresslevel=3)  # fmt: skip
-        jsonl = io.TextIOWrapper(gz, encoding="utf-8", newline="\n")
-        csv_f = open(self.out / "api_events.csv", "w", encoding="utf-8", newline="")  # noqa: SIM115
-        moesif_f = open(self.out / "moesif_events.json", "w", encoding="utf-8", newline="")  # noqa: SIM115
-        access_f = open(self.out / "access.log", "w", encoding="utf-8", newline="")  # noqa: SIM115
         csv_f.write(
             "event_id,occurred_at,developer_id,company_id,method,path,status_code,latency_ms,"
             "request_bytes,response_bytes,environment,api_key_id,user_agent,ip,region\n"
@@ -1133,74 +1185,67 @@ class _Generator:
         moesif_f.write("[\n")
         moesif_first = True
         deferred: dict[int, list[tuple[str, str]]] = {}
-        try:
-            for off in range(self.first_off, 2):
-                batch: list[tuple] = []
-                for dev in self.devs:
-                    plan = dev.days.get(off)
-                    if plan is not None:
-                        batch.extend(self._day_events(dev, off, plan))
-                batch.sort(key=itemgetter(0))
-                lines: dict[str, list[str]] = {"jsonl": [], "csv": [], "moesif": [], "access": []}
-                access_seen: set[str] = set()
-                add = self.evaluator.add
-                rand = rng.random
-                for e in batch:
-                    ts, dev, r, _m, _p, status, sink, *_ = e
-                    if off <= 0:
-                        add(dev.developer_id, ts, ROUTES[r].template, status)
-                    else:
-                        self.after_as_of += 1
-                    x = rand()
-                    line = ""
-                    if sink == "access":
-                        line = self._access(e)
-                        if line in access_seen:  # identical line = same derived event_id
-                            sink, line = "jsonl", ""
-                        access_seen.add(line)
-                    if sink == "jsonl" or sink == "exact":
-                        sink = "jsonl"
-                        zone = _offset_str(dev.tz_offset) if 0.004 <= x < 0.034 else "Z"
-                        line = self._jsonl(e, zone)
-                    elif sink == "csv":
-                        line = self._csv(e, with_id=int(e[10][-2:], 16) < 205)
-                    elif sink == "moesif":
-                        line = self._moesif(e)
-                    if x < 0.004 and off < 1:  # arrives one to three days late
-                        self.late_out_of_order += 1
-                        deferred.setdefault(off + rng.randint(1, 3), []).append((sink, line))
-                    else:
-                        lines[sink].append(line)
-                    if x > 0.997:  # delivered twice: identical record, maybe a day later
-                        self.duplicates += 1
-                        deferred.setdefault(off + rng.randint(0, 1), []).append((sink, line))
-                    elif x > 0.9968 and sink == "jsonl":
-                        self.duplicates += 1  # the same event_id again, in the CSV file
-                        lines["csv"].append(self._csv(e, with_id=True))
-                self.distinct_events += len(batch)
-                for sink, line in deferred.pop(off, []):
+        for off in range(self.first_off, 2):
+            batch: list[tuple] = []
+            for dev in self.devs:
+                plan = dev.days.get(off)
+                if plan is not None:
+                    batch.extend(self._day_events(dev, off, plan))
+            batch.sort(key=itemgetter(0))
+            lines: dict[str, list[str]] = {"jsonl": [], "csv": [], "moesif": [], "access": []}
+            access_seen: set[str] = set()
+            add = self.evaluator.add
+            rand = rng.random
+            for e in batch:
+                ts, dev, r, _m, _p, status, sink, *_ = e
+                if off <= 0:
+                    add(dev.developer_id, ts, TEMPLATES[r], status)
+                else:
+                    self.after_as_of += 1
+                x = rand()
+                line = ""
+                if sink == "access":
+                    line = self._access(e)
+                    if line in access_seen:  # identical line = same derived event_id
+                        sink, line = "jsonl", ""
+                    access_seen.add(line)
+                if sink == "jsonl" or sink == "exact":
+                    sink = "jsonl"
+                    zone = _offset_str(dev.tz_offset) if 0.004 <= x < 0.034 else "Z"
+                    line = self._jsonl(e, zone)
+                elif sink == "csv":
+                    line = self._csv(e, with_id=int(e[10][-2:], 16) < 205)
+                elif sink == "moesif":
+                    line = self._moesif(e)
+                if x < 0.004 and off < 1:  # arrives one to three days late
+                    self.late_out_of_order += 1
+                    deferred.setdefault(off + rng.randint(1, 3), []).append((sink, line))
+                else:
                     lines[sink].append(line)
-                if off == 1:  # whatever is still late arrives with the last file chunk
-                    for key in sorted(deferred):
-                        for sink, line in deferred.pop(key):
-                            lines[sink].append(line)
-                jsonl.write("".join(lines["jsonl"]))
-                csv_f.write("".join(lines["csv"]))
-                access_f.write("".join(lines["access"]))
-                for obj in lines["moesif"]:
-                    moesif_f.write(obj if moesif_first else ",\n" + obj)
-                    moesif_first = False
-                self.rows["api_events.jsonl.gz"] += len(lines["jsonl"])
-                self.rows["api_events.csv"] += len(lines["csv"])
-                self.rows["moesif_events.json"] += len(lines["moesif"])
-                self.rows["access.log"] += len(lines["access"])
-            moesif_f.write("\n]\n")
-        finally:
-            jsonl.close()
-            gz_raw.close()
-            csv_f.close()
-            moesif_f.close()
-            access_f.close()
+                if x > 0.997:  # delivered twice: identical record, maybe a day later
+                    self.duplicates += 1
+                    deferred.setdefault(off + rng.randint(0, 1), []).append((sink, line))
+                elif x > 0.9968 and sink == "jsonl":
+                    self.duplicates += 1  # the same event_id again, in the CSV file
+                    lines["csv"].append(self._csv(e, with_id=True))
+            self.distinct_events += len(batch)
+            for sink, line in deferred.pop(off, []):
+                lines[sink].append(line)
+            if off == 1:  # whatever is still late arrives with the last file chunk
+                for key in sorted(deferred):
+                    for sink, line in deferred.pop(key):
+                        lines[sink].append(line)
+            jsonl.write("".join(lines["jsonl"]))
+            csv_f.write("".join(lines["csv"]))
+            access_f.write("".join(lines["access"]))
+            for obj in lines["moesif"]:
+                moesif_f.write(obj if moesif_first else ",\n" + obj)
+                moesif_first = False
+            self.rows["api_events.jsonl.gz"] += len(lines["jsonl"])
+            self.rows["api_events.csv"] += len(lines["csv"])
+            self.rows["moesif_events.json"] += len(lines["moesif"])
+            self.rows["access.log"] += len(lines["access"])
+        moesif_f.write("\n]\n")
 
     def _set_quotas(self) -> None:
         """Quota archetypes get the quota that puts their month-to-date count where they belong
@@ -1216,7 +1261,7 @@ class _Generator:
             elif rule == "edge_101":
                 dev.quota = max(1, m - 1)
             elif rule == "edge_80":
-                dev.quota = -(-m * 5 // 4)  # 80% when m is a multiple of 4, just under otherwise
+                dev.quota = -(-m * 5 // 4)  # exactly 80%: _plan made m a multiple of 4
             elif rule == "warning":
                 dev.quota = _nice_quota(m / rng.uniform(0.83, 0.97), m, m * 5 // 4)
             else:
@@ -1360,9 +1405,15 @@ def generate(
         raise OnrampError(f"cannot create output directory {out}: {exc.strerror}") from exc
     log.info("generating %d developers over %d days to %s (seed %d)", developers, days, as_of, seed)
     try:
-        return _Generator(out, developers, days, seed, as_of).run()
+        generator = _Generator(out, developers, days, seed, as_of)
+        manifest = generator.run()
     except OSError as exc:
         raise OnrampError(f"cannot write sample data to {out}: {exc.strerror or exc}") from exc
+    log.info(
+        "wrote %d distinct events (%d duplicated, %d after as-of) for %d developers to %s",
+        generator.distinct_events, generator.duplicates, generator.after_as_of, developers, out,
+    )  # fmt: skip
+    return manifest
 
 
 def _parse_date(ctx: click.Context, param: click.Parameter, value: str | None) -> date | None:

@@ -154,14 +154,15 @@ class Source:
         if carry:
             yield carry.decode("utf-8", "replace").replace("\r\n", "\n")
 
-    def lines(self) -> Iterator[tuple[int, str]]:
-        """(line number, text) for every physical line, 1-based, line end removed.
+    def blocks(self) -> Iterator[tuple[int, str]]:
+        """(number of the first line, text of whole lines) in chunks of about CHUNK_SIZE.
 
-        Lines that are not UTF-8 or longer than MAX_LINE_BYTES go to the reject callback. After a
-        broken gzip stream the partial last line is rejected with the gzip reason, and so is the
-        break itself when it fell on a line boundary, so the loss is always visible.
+        Every line in a block ends with "\n" (a last line without one gets it), CRLF is LF.
+        Lines that are not UTF-8 or longer than MAX_LINE_BYTES go to the reject callback. After
+        a broken gzip stream the partial last line is rejected with the gzip reason, and so is
+        the break itself when it fell on a line boundary, so the loss is always visible.
         """
-        lineno = 0
+        lineno = 1  # number of the next line
         carry = b""
         oversize = False  # skipping the rest of an over-long line
         for chunk in self.byte_chunks():
@@ -170,7 +171,7 @@ class Source:
             if cut < 0:
                 if len(data) > MAX_LINE_BYTES:
                     if not oversize:
-                        self.reject(lineno + 1, "line too long", _preview(data))
+                        self.reject(lineno, "line too long", _preview(data))
                     oversize = True
                     carry = b""
                 else:
@@ -180,48 +181,51 @@ class Source:
             block = data[: cut + 1]
             if oversize:
                 # The first line of this block is the tail of the over-long line: skip it.
-                first_nl = block.find(b"\n")
-                block = block[first_nl + 1 :]
+                block = block[block.find(b"\n") + 1 :]
                 lineno += 1
                 oversize = False
-            try:
-                text = block.decode("utf-8")
-            except UnicodeDecodeError:
-                for raw_line in block.split(b"\n")[:-1]:
-                    lineno += 1
-                    try:
-                        line = raw_line.decode("utf-8")
-                    except UnicodeDecodeError:
-                        self.reject(lineno, "invalid UTF-8", raw_line.decode("utf-8", "replace"))
-                        continue
-                    if line.endswith("\r"):
-                        line = line[:-1]
-                    yield lineno, line
-                continue
-            if "\r" in text:
-                text = text.replace("\r\n", "\n")
-            parts = text.split("\n")
-            parts.pop()  # block ends with "\n": the last part is empty
-            for line in parts:
-                lineno += 1
-                yield lineno, line
+                if not block:
+                    continue
+            yield from self._decode(lineno, block)
+            lineno += block.count(b"\n")
         if oversize:
             lineno += 1
             carry = b""
         if self.broken:
-            lineno += 1
             self.reject(lineno, self.broken, carry.decode("utf-8", "replace"))
-        elif carry:
             lineno += 1
-            try:
-                line = carry.decode("utf-8")
-            except UnicodeDecodeError:
-                self.reject(lineno, "invalid UTF-8", carry.decode("utf-8", "replace"))
-            else:
+        elif carry:
+            yield from self._decode(lineno, carry + b"\n")
+            lineno += 1
+        self.lines_read = lineno - 1
+
+    def _decode(self, lineno: int, block: bytes) -> Iterator[tuple[int, str]]:
+        try:
+            text = block.decode("utf-8")
+        except UnicodeDecodeError:
+            # Rare: decode line by line, rejecting only the lines that are not UTF-8.
+            for offset, raw_line in enumerate(block.split(b"\n")[:-1]):
+                try:
+                    line = raw_line.decode("utf-8")
+                except UnicodeDecodeError:
+                    self.reject(
+                        lineno + offset, "invalid UTF-8", raw_line.decode("utf-8", "replace")
+                    )
+                    continue
                 if line.endswith("\r"):
                     line = line[:-1]
-                yield lineno, line
-        self.lines_read = lineno
+                yield lineno + offset, line + "\n"
+            return
+        if "\r" in text:
+            text = text.replace("\r\n", "\n")
+        yield lineno, text
+
+    def lines(self) -> Iterator[tuple[int, str]]:
+        """(line number, text) for every physical line, 1-based, line end removed."""
+        for first, text in self.blocks():
+            parts = text.split("\n")
+            parts.pop()  # the block ends with "\n": the last part is empty
+            yield from enumerate(parts, first)
 
 
 def _preview(data: bytes, limit: int = 4096) -> str:

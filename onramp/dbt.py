@@ -30,7 +30,6 @@ log = logging.getLogger(__name__)
 # The dbt project root is the repo root (dbt_project.yml); profiles.yml lives in dbt_project/.
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 PROFILES_DIR = PROJECT_DIR / "dbt_project"
-TARGET_DIR = PROJECT_DIR / "target"
 
 # Commands that never touch the warehouse: no raw schema, no connection needed.
 _OFFLINE_COMMANDS = {"parse", "ls", "list", "deps", "clean", "debug"}
@@ -71,12 +70,18 @@ class DbtRun:
         return f"dbt {self.command}: " + ", ".join(parts) + f" in {self.seconds:.1f} s"
 
 
+def target_dir() -> Path:
+    """dbt's target path: $DBT_TARGET_PATH (relative to the project) or target/ in the repo."""
+    path = Path(os.environ.get("DBT_TARGET_PATH") or "target")
+    return path if path.is_absolute() else PROJECT_DIR / path
+
+
 def manifest_path(settings: Settings | None = None) -> Path:
     """target/manifest.json of the project, running `dbt parse` first when it is missing.
 
     email_sync and Dagster read segment meta from it, so it must exist before they start.
     """
-    path = TARGET_DIR / "manifest.json"
+    path = target_dir() / "manifest.json"
     if not path.exists():
         run_dbt(["parse"], settings=settings)
     return path

@@ -25,7 +25,10 @@ from onramp.settings import Settings
 log = logging.getLogger(__name__)
 
 LOAD_COUNTS = ("files", "files_skipped", "rows_loaded", "rows_duplicate", "rows_rejected")
-SYNC_COUNTS = ("members", "entered", "exited", "sent", "suppressed", "failed", "capped", "skipped")
+SYNC_COUNTS = (
+    "members", "entered", "exited", "sent", "would_send",
+    "suppressed", "failed", "capped", "skipped",
+)  # fmt: skip
 FUNNEL_STAGES = ("not_integrated", "sandbox", "production", "dormant")
 
 
@@ -145,19 +148,53 @@ def _segment_sizes(engine: sa.Engine) -> dict[str, int]:
         }
 
 
+@dataclass
+class _Executed:
+    success: bool
+    run_id: str
+    seconds: float
+    all_events: list
+    materializations: list
+
+
+def _execute(instance: Any, as_of: dt.date, dry_run: bool, log_level: str) -> _Executed:
+    from orchestration.definitions import defs
+    from orchestration.lib.automation import sync_run_tags
+    from orchestration.lib.resources import run_config_for
+
+    _free_stale_pool_slots(instance)
+    job = defs.resolve_job_def("build_and_sync")
+    run_config = run_config_for(as_of, dry_run=dry_run)
+    run_config["loggers"] = {"console": {"config": {"log_level": log_level.upper()}}}
+    started = time.perf_counter()
+    result = job.execute_in_process(
+        run_config=run_config,
+        instance=instance,
+        tags={**sync_run_tags(), "onramp/as_of": as_of.isoformat(), "onramp/trigger": "demo"},
+        raise_on_error=False,
+    )
+    return _Executed(
+        success=result.success,
+        run_id=result.run_id,
+        seconds=time.perf_counter() - started,
+        all_events=list(result.all_events),
+        materializations=list(result.get_asset_materialization_events()),
+    )
+
+
 def run_demo_pipeline(
     as_of: dt.date | str | None = None,
     *,
     developers: int = 300,
     days: int = 45,
     seed: int = 7,
-    settings: Settings | None = None,
     dry_run: bool = False,
     instance: Any = None,
     log_level: str = "WARNING",
 ) -> DemoResult:
     """Generate sample data into the landing folder and materialize the whole asset graph.
 
+    Settings come from the environment, as for every asset of the run (`Settings.from_env()`).
     `instance`: a DagsterInstance; default the local one in the settings' Dagster folder.
     `log_level`: of Dagster's console log for the run (the run's full log is in the instance).
     Raises OnrampError with one line when the run fails.
@@ -167,9 +204,9 @@ def run_demo_pipeline(
     from ingest.sample_data import generate
     from onramp.warehouse import get_engine
     from orchestration.lib.instance import ensure_dagster_home
-    from orchestration.lib.resources import parse_as_of, run_config_for
+    from orchestration.lib.resources import parse_as_of
 
-    settings = settings or Settings.from_env()
+    settings = Settings.from_env()
     as_of = parse_as_of(as_of)
     sample_dir = settings.landing_dir / "sample"
     started = time.perf_counter()
@@ -180,24 +217,14 @@ def run_demo_pipeline(
     generate_seconds = time.perf_counter() - started
 
     engine = get_engine(settings)  # starts the embedded PostgreSQL before Dagster needs it
-    if instance is None:
+    own_instance = instance is None
+    if own_instance:
         instance = DagsterInstance.from_config(str(ensure_dagster_home(settings)))
-    _free_stale_pool_slots(instance)
-
-    from orchestration.definitions import defs
-    from orchestration.lib.automation import sync_run_tags
-
-    job = defs.get_job_def("build_and_sync")
-    run_config = run_config_for(as_of, dry_run=dry_run)
-    run_config["loggers"] = {"console": {"config": {"log_level": log_level.upper()}}}
-    run_started = time.perf_counter()
-    result = job.execute_in_process(
-        run_config=run_config,
-        instance=instance,
-        tags={**sync_run_tags(), "onramp/as_of": as_of.isoformat(), "onramp/trigger": "demo"},
-        raise_on_error=False,
-    )
-    seconds = time.perf_counter() - run_started
+    try:
+        result = _execute(instance, as_of, dry_run, log_level)
+    finally:
+        if own_instance:
+            instance.dispose()
     if not result.success:
         raise OnrampError(f"pipeline run {result.run_id} failed: {_failure_line(result)}")
 
@@ -206,12 +233,12 @@ def run_demo_pipeline(
         run_id=result.run_id,
         sample_dir=sample_dir,
         outbox_dir=settings.outbox_dir,
-        seconds=seconds,
+        seconds=result.seconds,
         generate_seconds=generate_seconds,
         generated=generated,
         dry_run=dry_run,
     )
-    for event in result.get_asset_materialization_events():
+    for event in result.materializations:
         key = event.asset_key.to_user_string()
         values = _metadata_values(dict(event.materialization.metadata))
         if key.startswith("raw_"):

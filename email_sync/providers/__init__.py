@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from onramp.settings import Settings
-
 from email_sync.providers.base import (
     AmbiguousSendError,
     Contact,
@@ -15,6 +13,7 @@ from email_sync.providers.base import (
     RetryPolicy,
     SendOutcome,
 )
+from onramp.settings import Settings
 
 __all__ = [
     "AmbiguousSendError",

@@ -85,7 +85,9 @@ class SmtpProvider(Provider):
     @classmethod
     def from_settings(cls, settings: Settings, retry: RetryPolicy | None = None) -> SmtpProvider:
         if not settings.smtp_url:
-            raise ProviderError("ONRAMP_SMTP_URL is not set (needed with ONRAMP_EMAIL_PROVIDER=smtp)")
+            raise ProviderError(
+                "ONRAMP_SMTP_URL is not set (needed with ONRAMP_EMAIL_PROVIDER=smtp)"
+            )
         return cls(
             parse_smtp_url(settings.smtp_url),
             settings.email_from,

@@ -26,6 +26,8 @@ LOCAL_DAGSTER_YAML = f"""\
 # PostgreSQL with dagster-postgres: see README, "Running Dagster in production").
 telemetry:
   enabled: false
+nux:
+  enabled: false
 
 concurrency:
   pools:

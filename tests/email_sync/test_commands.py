@@ -66,7 +66,9 @@ def test_specs_come_from_segment_meta(manifest):
 
 
 def test_missing_manifest_is_one_line(tmp_path):
-    with pytest.raises(SpecError, match=r"^dbt manifest not found at .*: run `onramp build` first$"):
+    with pytest.raises(
+        SpecError, match=r"^dbt manifest not found at .*: run `onramp build` first$"
+    ):
         load_segment_specs(tmp_path / "nope.json")
 
 
@@ -79,7 +81,9 @@ def test_bad_meta_is_one_line(tmp_path):
                     "x": {
                         "resource_type": "model",
                         "name": "seg_x",
-                        "config": {"meta": {"onramp": {"email": {"template": "w", "kind": "spam"}}}},
+                        "config": {
+                            "meta": {"onramp": {"email": {"template": "w", "kind": "spam"}}}
+                        },
                     }
                 }
             }
@@ -95,14 +99,22 @@ def test_sync_prints_a_table_per_segment(engine, segments, manifest, onramp_home
     segments.create("stage_sandbox", [member(3, stage="sandbox")], {"stage": "text"})
 
     result = CliRunner().invoke(
-        cli, ["sync", "--segment", "new_signups", "--segment", "stage_sandbox", "--as-of", "2026-11-26"]
+        cli,
+        ["sync", "--segment", "new_signups", "--segment", "stage_sandbox", "--as-of", "2026-11-26"],
     )
 
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert lines[0] == "as of 2026-11-26, provider outbox"
     assert lines[1].split() == [
-        "segment", "members", "entered", "exited", "sent", "suppressed", "failed", "capped"
+        "segment",
+        "members",
+        "entered",
+        "exited",
+        "sent",
+        "suppressed",
+        "failed",
+        "capped",
     ]
     assert lines[3].split() == ["new_signups", "2", "2", "0", "1", "1", "0", "0"]
     assert lines[4].split() == ["stage_sandbox", "1", "1", "0", "0", "0", "0", "0"]

@@ -30,7 +30,9 @@ def test_no_consent_and_suppressed_addresses_are_never_sent_and_counted(
             )
         )
 
-    result = sync_segment(engine, settings, spec("new_signups", **welcome()), AS_OF, provider=outbox)
+    result = sync_segment(
+        engine, settings, spec("new_signups", **welcome()), AS_OF, provider=outbox
+    )
 
     assert (result.sent, result.suppressed) == (1, 2)
     assert [r["to"] for r in outbox_index(settings)] == ["dev1@example.com"]
@@ -58,7 +60,8 @@ def test_frequency_cap_keeps_the_higher_priority_email(engine, settings, segment
     segments.create("stopped_traffic", [member(1, top_route="/v1/orders")], {"top_route": "text"})
     low = spec("new_signups", **welcome())
     high = spec(
-        "stopped_traffic", email={"template": "stopped_traffic", "kind": "marketing", "priority": 60}
+        "stopped_traffic",
+        email={"template": "stopped_traffic", "kind": "marketing", "priority": 60},
     )
 
     results = sync_all(engine, settings, [low, high], AS_OF, provider=outbox)

@@ -96,7 +96,9 @@ def test_crash_before_the_provider_call_is_sent_by_the_next_run(
         def send(self, emails):
             raise Crash("killed before sending")
 
-    dying = DiesBeforeSending(sendgrid_server.api_key, settings.email_from, host=sendgrid_server.url)
+    dying = DiesBeforeSending(
+        sendgrid_server.api_key, settings.email_from, host=sendgrid_server.url
+    )
     with pytest.raises(Crash):
         sync_segment(engine, settings, s, AS_OF, provider=dying)
     # attempted_at was stamped before the call: a SendGrid row like this cannot be told apart
@@ -143,7 +145,9 @@ def test_second_concurrent_sync_of_a_segment_exits_with_one_line(
     slow = SlowOutbox(settings.outbox_dir, settings.email_from)
     results = {}
     first = threading.Thread(
-        target=lambda: results.setdefault("first", sync_segment(engine, settings, s, AS_OF, provider=slow))
+        target=lambda: results.setdefault(
+            "first", sync_segment(engine, settings, s, AS_OF, provider=slow)
+        )
     )
     first.start()
     assert inside.wait(10)
@@ -151,8 +155,7 @@ def test_second_concurrent_sync_of_a_segment_exits_with_one_line(
         with pytest.raises(SegmentBusy) as exc:
             sync_segment(engine, settings, s, AS_OF, provider=outbox)
         assert str(exc.value) == (
-            "segment rate_limited is being synced by another run; "
-            "try again later or pass --wait"
+            "segment rate_limited is being synced by another run; try again later or pass --wait"
         )
         waiter = threading.Thread(
             target=lambda: results.setdefault(

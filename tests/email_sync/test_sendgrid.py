@@ -36,7 +36,9 @@ def test_one_personalization_per_recipient_with_ledger_id(
 ):
     segments.create("new_signups", [member(1), member(2), member(3)])
 
-    result = sync_segment(engine, settings, spec("new_signups", **WELCOME), AS_OF, provider=sg_provider)
+    result = sync_segment(
+        engine, settings, spec("new_signups", **WELCOME), AS_OF, provider=sg_provider
+    )
 
     assert result.sent == 3
     assert sendgrid_server.count("POST", "/v3/mail/send") == 1
@@ -108,7 +110,10 @@ def test_contacts_are_upserted_in_batches_within_limits(
 
     sync_segment(engine, settings, s, AS_OF, provider=sg_provider)
 
-    sizes = [len(r.json["contacts"]) for r in sendgrid_server.requests_to("PUT", "/v3/marketing/contacts")]
+    sizes = [
+        len(r.json["contacts"])
+        for r in sendgrid_server.requests_to("PUT", "/v3/marketing/contacts")
+    ]
     assert sizes == [40, 40, 20]
     assert len(sendgrid_server.list_members(sendgrid_server.list_id("L"))) == 100
     assert sendgrid_server.count("GET", "/v3/marketing/contacts/imports/*") >= 3
@@ -117,13 +122,18 @@ def test_contacts_are_upserted_in_batches_within_limits(
 def test_mail_send_batches_hold_at_most_1000_personalizations(
     engine, settings, segments, sendgrid_server, sg_provider
 ):
-    segments.create("incident_affected", [incident_member(n) for n in range(2300)], INCIDENT_COLUMNS)
+    segments.create(
+        "incident_affected", [incident_member(n) for n in range(2300)], INCIDENT_COLUMNS
+    )
 
     result = sync_segment(
         engine, settings, spec("incident_affected", **INCIDENT), AS_OF, provider=sg_provider
     )
 
-    sizes = [len(r.json["personalizations"]) for r in sendgrid_server.requests_to("POST", "/v3/mail/send")]
+    sizes = [
+        len(r.json["personalizations"])
+        for r in sendgrid_server.requests_to("POST", "/v3/mail/send")
+    ]
     assert sorted(sizes) == [300, 1000, 1000]
     assert result.sent == 2300 and len(sendgrid_server.messages) == 2300
 
@@ -166,7 +176,9 @@ def test_rate_limit_wait_is_bounded(engine, settings, segments, sendgrid_server,
     assert "still rate limited" in ledger(engine)[0]["reason"]
 
 
-def test_5xx_is_retried_with_backoff(engine, settings, segments, sendgrid_server, sg_provider, sleeps):
+def test_5xx_is_retried_with_backoff(
+    engine, settings, segments, sendgrid_server, sg_provider, sleeps
+):
     segments.create("incident_affected", [incident_member(1)], INCIDENT_COLUMNS)
     sendgrid_server.fail_next(2, status=503, path="/v3/mail/send")
 
@@ -208,7 +220,9 @@ def test_a_400_batch_is_bisected_to_the_bad_row(
     rows = [member(n, subject_line=f"Hello {n}") for n in range(8)]
     rows[5]["subject_line"] = ""
     segments.create("notes", rows, {"subject_line": "text"})
-    s = spec("notes", email={"template": "note", "kind": "transactional", "bypass_frequency_cap": True})
+    s = spec(
+        "notes", email={"template": "note", "kind": "transactional", "bypass_frequency_cap": True}
+    )
 
     result = sync_segment(
         engine, settings, s, AS_OF, provider=sg_provider, renderer=Renderer(tmp_path / "t")
@@ -247,12 +261,16 @@ def test_provider_suppression_lists_are_honoured(
     sendgrid_server.add_group_suppression(group, "dev3@example.com")
     segments.create("new_signups", [member(1), member(2), member(3)])
 
-    result = sync_segment(engine, settings, spec("new_signups", **WELCOME), AS_OF, provider=sg_provider)
+    result = sync_segment(
+        engine, settings, spec("new_signups", **WELCOME), AS_OF, provider=sg_provider
+    )
 
     assert (result.sent, result.suppressed) == (1, 2)
     assert [m.recipient for m in sendgrid_server.messages] == ["dev1@example.com"]
     with engine.connect() as conn:
-        stored = dict(conn.execute(sa.text("select email, reason from email_sync.suppressions")).all())
+        stored = dict(
+            conn.execute(sa.text("select email, reason from email_sync.suppressions")).all()
+        )
     assert stored["dev2@example.com"] == "bounce"
     assert stored["dev3@example.com"].startswith("group unsubscribe")
 
@@ -298,4 +316,6 @@ def test_sendgrid_without_key_is_one_line(settings, missing):
     from email_sync.providers import ProviderError, get_provider
 
     with pytest.raises(ProviderError, match="^SENDGRID_API_KEY is not set"):
-        get_provider(dataclasses.replace(settings, email_provider="sendgrid", sendgrid_api_key=None))
+        get_provider(
+            dataclasses.replace(settings, email_provider="sendgrid", sendgrid_api_key=None)
+        )

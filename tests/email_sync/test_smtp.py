@@ -25,16 +25,22 @@ def provider_for(server: SmtpServer, sleeps) -> SmtpProvider:
         "onramp@example.com",
         timeout_s=5,
         retry=RetryPolicy(max_retries=2, backoff_base_s=0.01, sleep=sleeps),
-        ssl_context=server.client_ssl_context() if server.url.startswith("smtps") or "starttls" in server.url else None,
+        ssl_context=server.client_ssl_context()
+        if server.url.startswith("smtps") or "starttls" in server.url
+        else None,
     )
 
 
 @pytest.mark.parametrize("tls", [None, "starttls", "ssl"])
 def test_smtp_delivers_multipart_email_with_auth(engine, settings, segments, sleeps, tls):
-    segments.create("rate_limited", [member(1, events_429=21), member(2, events_429=40)], {"events_429": "int"})
+    segments.create(
+        "rate_limited", [member(1, events_429=21), member(2, events_429=40)], {"events_429": "int"}
+    )
     with SmtpServer(auth=("onramp", "s3cret"), tls=tls) as server:
         provider = provider_for(server, sleeps)
-        result = sync_segment(engine, settings, spec("rate_limited", **ALERT), AS_OF, provider=provider)
+        result = sync_segment(
+            engine, settings, spec("rate_limited", **ALERT), AS_OF, provider=provider
+        )
         messages = server.messages
 
     assert result.sent == 2, [(r["status"], r["reason"]) for r in ledger(engine)]
@@ -47,13 +53,17 @@ def test_smtp_delivers_multipart_email_with_auth(engine, settings, segments, sle
 
 
 def test_smtp_retries_4xx_and_fails_5xx_with_the_server_reply(engine, settings, segments, sleeps):
-    segments.create("rate_limited", [member(1, events_429=21), member(2, events_429=22)], {"events_429": "int"})
+    segments.create(
+        "rate_limited", [member(1, events_429=21), member(2, events_429=22)], {"events_429": "int"}
+    )
     with SmtpServer() as server:
         server.reject_next(1, code=451)  # first recipient: transient, retried
         provider = provider_for(server, sleeps)
         s = spec("rate_limited", **ALERT)
         first = sync_segment(engine, settings, s, AS_OF, provider=provider)
-        assert first.sent == 2 and len(sleeps.waits) == 1, [(r["status"], r["reason"]) for r in ledger(engine)]
+        assert first.sent == 2 and len(sleeps.waits) == 1, [
+            (r["status"], r["reason"]) for r in ledger(engine)
+        ]
 
         segments.replace("rate_limited", [member(3, events_429=23)])
         server.reject_next(1, code=550)
@@ -72,7 +82,12 @@ def test_smtp_url_from_settings(settings):
     assert isinstance(provider, SmtpProvider)
     t = provider.target
     assert (t.host, t.port, t.starttls, t.ssl, t.username, t.password) == (
-        "mail.local", 587, True, False, "u", "p@ss"
+        "mail.local",
+        587,
+        True,
+        False,
+        "u",
+        "p@ss",
     )
     assert "p@ss" not in repr(t)
     assert parse_smtp_url("smtps://mail.local").port == 465

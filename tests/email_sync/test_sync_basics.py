@@ -68,12 +68,16 @@ def test_members_who_leave_are_marked_exited(engine, settings, segments, outbox)
 
     assert (result.members, result.entered, result.exited, result.sent) == (1, 0, 2, 0)
     with engine.connect() as conn:
-        exited = conn.execute(
-            sa.text(
-                "select member_key from email_sync.segment_membership "
-                "where exited_at is not null order by 1"
+        exited = (
+            conn.execute(
+                sa.text(
+                    "select member_key from email_sync.segment_membership "
+                    "where exited_at is not null order by 1"
+                )
             )
-        ).scalars().all()
+            .scalars()
+            .all()
+        )
     assert exited == ["dev-0002", "dev-0003"]
 
 
@@ -104,16 +108,18 @@ def test_reentry_emails_again_only_when_meta_allows(engine, settings, segments, 
 
 def _snapshot(engine):
     with engine.connect() as conn:
-        tables = conn.execute(
-            sa.text(
-                "select table_name from information_schema.tables "
-                "where table_schema = 'email_sync' order by 1"
+        tables = (
+            conn.execute(
+                sa.text(
+                    "select table_name from information_schema.tables "
+                    "where table_schema = 'email_sync' order by 1"
+                )
             )
-        ).scalars().all()
+            .scalars()
+            .all()
+        )
         return {
-            t: sorted(
-                map(str, conn.execute(sa.text(f"select * from email_sync.{t}")).all())
-            )
+            t: sorted(map(str, conn.execute(sa.text(f"select * from email_sync.{t}")).all()))
             for t in tables
         }
 

@@ -58,6 +58,11 @@ def small_set(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.fixture(scope="module")
+def small_events(small_set: Path) -> list[dict]:
+    return read_events(small_set)
+
+
 def read_events(out: Path) -> list[dict]:
     """Every API event line of the four files, as dicts (duplicates included)."""
     events: list[dict] = []
@@ -121,7 +126,7 @@ def read_events(out: Path) -> list[dict]:
     return events
 
 
-def expected_from_files(out: Path) -> set[tuple[str, str, str]]:
+def expected_from_files(out: Path, events: list[dict]) -> set[tuple[str, str, str]]:
     """DESIGN.md's segment rules, written out plainly over the files (not the generator)."""
     manifest = json.loads((out / "manifest.json").read_text())
     as_of = date.fromisoformat(manifest["as_of"])
@@ -133,7 +138,7 @@ def expected_from_files(out: Path) -> set[tuple[str, str, str]]:
         promoted = [r["route"] for r in csv.DictReader(f) if r["promoted"] == "true"]
     incidents = [json.loads(line) for line in open(out / "incidents.jsonl", encoding="utf-8")]
     unique: dict[str, dict] = {}
-    for e in read_events(out):
+    for e in events:
         unique.setdefault(e["key"], e)
     by_dev: dict[str, list[dict]] = defaultdict(list)
     for e in unique.values():
@@ -270,9 +275,9 @@ def test_developers_cover_roles_plans_consent_and_recent_signups(default_set: Pa
 
 
 def test_duplicates_late_arrivals_and_nothing_after_as_of_but_the_deliberate(
-    small_set: Path,
+    small_set: Path, small_events: list[dict]
 ) -> None:
-    events = read_events(small_set)
+    events = small_events
     manifest = json.loads((small_set / "manifest.json").read_text())
     as_of = date.fromisoformat(manifest["as_of"])
     keys = Counter(e["key"] for e in events)
@@ -294,8 +299,8 @@ def test_duplicates_late_arrivals_and_nothing_after_as_of_but_the_deliberate(
     assert min(e["at"] for e in unique).date() == first
 
 
-def test_paths_carry_ids_and_normalise_to_catalog_routes(small_set: Path) -> None:
-    events = read_events(small_set)
+def test_paths_carry_ids_and_normalise_to_catalog_routes(small_events: list[dict]) -> None:
+    events = small_events
     catalog = {r.template for r in ROUTES}
     routes = Counter(normalize_route(e["path"]) for e in events)
     assert set(routes) <= catalog
@@ -309,10 +314,12 @@ def test_paths_carry_ids_and_normalise_to_catalog_routes(small_set: Path) -> Non
     assert any(e["status"] == 429 for e in events)
 
 
-def test_expected_segments_follow_design_rules_over_the_written_files(small_set: Path) -> None:
+def test_expected_segments_follow_design_rules_over_the_written_files(
+    small_set: Path, small_events: list[dict]
+) -> None:
     with open(small_set / "expected_members.csv", encoding="utf-8", newline="") as f:
         written = {(r["segment"], r["developer_id"], r["detail"]) for r in csv.DictReader(f)}
-    assert written == expected_from_files(small_set)
+    assert written == expected_from_files(small_set, small_events)
     per_dev: dict[str, set[str]] = defaultdict(set)
     for segment, dev_id, _ in written:
         per_dev[dev_id].add(segment)
@@ -371,9 +378,9 @@ def test_archetypes_and_boundary_cases_land_where_named(
         assert seen == set(EDGES)
 
 
-def test_as_of_on_first_of_month_still_fills_every_segment(tmp_path: Path) -> None:
-    generate(tmp_path, developers=120, days=35, seed=5, as_of=date(2026, 3, 1))
-    seen = {seg for _, segs in archetypes(tmp_path).values() for seg in segs}
+def test_small_set_as_of_first_of_month_still_fills_every_segment(small_set: Path) -> None:
+    assert json.loads((small_set / "manifest.json").read_text())["as_of"] == "2026-03-01"
+    seen = {seg for _, segs in archetypes(small_set).values() for seg in segs}
     assert seen == set(SEGMENTS)
 
 
@@ -387,6 +394,26 @@ def test_cli_prints_files_and_rows(tmp_path: Path) -> None:
     assert (tmp_path / "manifest.json").exists()
     bad = CliRunner().invoke(generate_command, [*args, "--as-of", "26/11/2026"])
     assert bad.exit_code == 2 and "expected YYYY-MM-DD" in bad.output
+
+
+def test_every_call_comes_from_a_known_developer_after_sign_up(
+    small_set: Path, small_events: list[dict]
+) -> None:
+    with open(small_set / "developers.csv", encoding="utf-8", newline="") as f:
+        signed_up = {
+            r["developer_id"]: datetime.fromisoformat(r["signed_up_at"]) for r in csv.DictReader(f)
+        }
+    first: dict[str, datetime] = {}
+    for e in small_events:
+        first[e["developer_id"]] = min(e["at"], first.get(e["developer_id"], e["at"]))
+    assert set(first) <= set(signed_up)
+    assert all(at >= signed_up[dev_id] for dev_id, at in first.items())
+
+
+def test_unwritable_output_is_one_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "taken").write_text("a file, not a directory")
+    with pytest.raises(OnrampError, match=r"^cannot create output directory .*taken"):
+        generate(tmp_path / "taken", developers=5, days=14, as_of=AS_OF)
 
 
 def test_too_few_days_is_one_clear_error(tmp_path: Path) -> None:

@@ -1,8 +1,11 @@
 {#
     Developer x incident: a call to the affected route (a route template or a LIKE pattern) from
     started_at to ended_at, both included, for every incident that started by the end of the
-    as-of day; an incident without an end is still going on. Only events from the earliest
-    incident start on are read (BRIN index on raw.api_events.occurred_at, macros/raw_indexes.sql).
+    as-of day; an incident without an end is still going on.
+
+    Only events from the earliest incident start on are read (BRIN index on occurred_at). They
+    meet the incidents through an equi-join on the UTC day (a hash join, one scan), then the
+    exact time range; routes are normalised per distinct (incident, developer, path), not per call.
 #}
 with
 
@@ -38,35 +41,76 @@ incidents as (
 
 ),
 
-incident_events as (
+calendar as (
 
-    -- time range first: each incident reads only its own minutes of events (BRIN index)
+    {{ day_series('(select min(' ~ utc_date('started_at') ~ ') from incidents)', as_of_date()) }}
+
+),
+
+incident_days as (
+
     select
         incidents.incident_id,
-        incidents.affected_route,
-        stg_raw__api_events.developer_id,
-        stg_raw__api_events.route,
-        stg_raw__api_events.occurred_at
+        incidents.started_at,
+        incidents.affected_until,
+        calendar.date_day as incident_date
     from incidents
-    inner join stg_raw__api_events
+    inner join calendar
         on
-            stg_raw__api_events.occurred_at >= incidents.started_at
-            and stg_raw__api_events.occurred_at <= incidents.affected_until
-            and stg_raw__api_events.occurred_at < {{ as_of_end_timestamp() }}
+            calendar.date_day >= {{ utc_date('incidents.started_at') }}
+            and calendar.date_day <= {{ utc_date('incidents.affected_until') }}
+
+),
+
+events_in_scope as (
+
+    select
+        developer_id,
+        request_path,
+        occurred_at,
+        occurred_date
+    from stg_raw__api_events
+    where
+        occurred_at >= (select min(started_at) from incidents)
+        and occurred_at < {{ as_of_end_timestamp() }}
+
+),
+
+incident_paths as (
+
+    select
+        incident_days.incident_id,
+        events_in_scope.developer_id,
+        events_in_scope.request_path,
+        count(*) as affected_events,
+        min(events_in_scope.occurred_at) as first_affected_at,
+        max(events_in_scope.occurred_at) as last_affected_at
+    from events_in_scope
+    inner join incident_days
+        on events_in_scope.occurred_date = incident_days.incident_date
+    where
+        events_in_scope.occurred_at >= incident_days.started_at
+        and events_in_scope.occurred_at <= incident_days.affected_until
+    group by incident_days.incident_id, events_in_scope.developer_id, events_in_scope.request_path
 
 ),
 
 affected as (
 
+    -- a route template is also a LIKE pattern that matches itself ({, } and / are literal)
     select
-        developer_id,
-        incident_id,
-        count(*) as affected_events,
-        min(occurred_at) as first_affected_at,
-        max(occurred_at) as last_affected_at
-    from incident_events
-    where route = affected_route or route like affected_route
-    group by developer_id, incident_id
+        incident_paths.incident_id,
+        incident_paths.developer_id,
+        cast(sum(incident_paths.affected_events) as bigint) as affected_events,
+        min(incident_paths.first_affected_at) as first_affected_at,
+        max(incident_paths.last_affected_at) as last_affected_at
+    from incident_paths
+    inner join incidents
+        on incident_paths.incident_id = incidents.incident_id
+    where
+        coalesce({{ normalize_route('incident_paths.request_path') }}, '(none)')
+        like incidents.affected_route
+    group by incident_paths.incident_id, incident_paths.developer_id
 
 ),
 

@@ -84,7 +84,9 @@ def _metadata(result, held_back: EventFreshness | None, freshness: EventFreshnes
         "members": result.members,
         "entered": result.entered,
         "exited": result.exited,
-        "sent": result.sent,
+        # A dry run (asked for, or a held-back sync) reports what it would send, never as sent.
+        "sent": 0 if result.dry_run else result.sent,
+        "would_send": result.sent if result.dry_run else 0,
         "suppressed": result.suppressed,
         "failed": result.failed,
         "capped": result.capped,
@@ -155,7 +157,8 @@ def segment_syncs(context: dg.AssetExecutionContext, onramp: OnrampResource):
         metadata = _metadata(result, held_back, freshness)
         context.log.info(
             f"sync_{spec.name}: members={result.members} entered={result.entered} "
-            f"exited={result.exited} sent={result.sent} suppressed={result.suppressed} "
+            f"exited={result.exited} {'would send' if result.dry_run else 'sent'}={result.sent} "
+            f"suppressed={result.suppressed} "
             f"failed={result.failed} capped={result.capped}"
             + (" (dry run)" if result.dry_run else "")
         )

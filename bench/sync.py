@@ -1,0 +1,250 @@
+"""Benchmark of email_sync: `python bench/sync.py` (about a minute; leaves nothing running).
+
+Prints, in one run, against its own embedded PostgreSQL in a temporary directory and the local
+SendGrid server (tests/support/sendgrid_server.py) driven by the official client:
+
+1. the diff of a 1,000,000-member segment with 5% churn (goal <= 5 s),
+2. 100,000 contacts upserted to a SendGrid list (goal <= 15 s),
+3. 10,000 triggered emails through SendGrid mail send (goal <= 15 s),
+
+and for each, where the time went: inside SQL statements (PostgreSQL), inside provider HTTP calls
+(the SendGrid server, which runs in this process, so its own work counts as waiting on it), and the
+rest: onramp's own Python (rendering, batching, JSON). Options: --members N, --contacts N,
+--emails N to scale down on a slow machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import sys
+import tempfile
+import time
+import warnings
+from datetime import date
+from pathlib import Path
+
+import sqlalchemy as sa
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from email_sync.providers import RetryPolicy  # noqa: E402
+from email_sync.providers.sendgrid import SendGridProvider  # noqa: E402
+from email_sync.schema import ensure_email_schema  # noqa: E402
+from email_sync.specs import spec_from_meta  # noqa: E402
+from email_sync.sync import SyncResult, sync_segment  # noqa: E402
+from onramp.settings import Settings  # noqa: E402
+from onramp.warehouse import sqlalchemy_url  # noqa: E402
+from tests.support.sendgrid_server import SendGridServer  # noqa: E402
+
+AS_OF = date(2026, 11, 26)
+
+
+class SqlTimer:
+    """Accumulates wall time spent inside cursor.execute (i.e. waiting on PostgreSQL)."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.seconds = 0.0
+        self._start: list[float] = []
+        sa.event.listen(engine, "before_cursor_execute", self._before)
+        sa.event.listen(engine, "after_cursor_execute", self._after)
+
+    def _before(self, *args: object) -> None:
+        self._start.append(time.perf_counter())
+
+    def _after(self, *args: object) -> None:
+        self.seconds += time.perf_counter() - self._start.pop()
+
+
+def create_segment(engine: sa.Engine, name: str, rows: int, start: int = 0) -> None:
+    """segments.seg_<name> with the contract's columns, built in SQL (no Python rows)."""
+    with engine.begin() as conn:
+        conn.execute(sa.text("create schema if not exists segments"))
+        conn.execute(sa.text(f"drop table if exists segments.seg_{name}"))
+        conn.execute(
+            sa.text(
+                f"""
+                create table segments.seg_{name} as
+                select 'dev-' || lpad(g::text, 8, '0') as member_key,
+                       'dev-' || lpad(g::text, 8, '0') as developer_id,
+                       'dev' || g || '@example.com' as email,
+                       'Dev ' || g || ' Person' as name,
+                       (array['engineering', 'product', 'sales', 'support'])[1 + g % 4] as role,
+                       'Company ' || (g % 997) as company_name,
+                       true as marketing_opt_in,
+                       (array['not_integrated', 'sandbox', 'production'])[1 + g % 3] as stage,
+                       (g % 5000)::bigint as events_7d,
+                       (g % 90)::int as events_429
+                from generate_series(cast(:start as int), cast(:stop as int)) as g
+                """
+            ),
+            {"start": start, "stop": start + rows - 1},
+        )
+        conn.execute(sa.text(f"alter table segments.seg_{name} add primary key (member_key)"))
+        conn.execute(sa.text(f"analyze segments.seg_{name}"))
+
+
+def churn(engine: sa.Engine, name: str, rows: int, share: float) -> None:
+    """Replace `share` of the members: the first ones leave, as many new ones arrive."""
+    n = int(rows * share)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                f"delete from segments.seg_{name} where member_key in "
+                f"(select member_key from segments.seg_{name} order by member_key limit :n)"
+            ),
+            {"n": n},
+        )
+        conn.execute(
+            sa.text(
+                f"""
+                insert into segments.seg_{name}
+                select 'dev-' || lpad(g::text, 8, '0'), 'dev-' || lpad(g::text, 8, '0'),
+                       'dev' || g || '@example.com', 'Dev ' || g, 'engineering', 'Company',
+                       true, 'sandbox', 1, 25
+                from generate_series(cast(:start as int), cast(:stop as int)) as g
+                """
+            ),
+            {"start": rows + 10_000_000, "stop": rows + 10_000_000 + n - 1},
+        )
+        conn.execute(sa.text(f"analyze segments.seg_{name}"))
+
+
+def report(
+    label: str, goal_s: float, seconds: float, sql_s: float, provider_s: float, detail: str
+) -> None:
+    own = max(seconds - sql_s - provider_s, 0.0)
+    verdict = "ok" if seconds <= goal_s else "SLOWER THAN GOAL"
+    print(f"{label}")
+    ratio = seconds / goal_s
+    print(f"  {seconds:6.2f} s  (goal {goal_s:g} s, {ratio:.2f}x of goal: {verdict})  {detail}")
+    print(
+        f"  time: onramp Python {own / seconds:5.1%} | PostgreSQL {sql_s / seconds:5.1%} | "
+        f"provider HTTP (SendGrid server) {provider_s / seconds:5.1%}"
+    )
+
+
+def timed_sync(engine, timer, settings, spec, provider=None) -> tuple[SyncResult, float, float]:
+    sql_before = timer.seconds
+    start = time.perf_counter()
+    result = sync_segment(engine, settings, spec, AS_OF, provider=provider)
+    return result, time.perf_counter() - start, timer.seconds - sql_before
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--members", type=int, default=1_000_000)
+    parser.add_argument("--contacts", type=int, default=100_000)
+    parser.add_argument("--emails", type=int, default=10_000)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")
+    import pgserver
+
+    logging.getLogger("pgserver").setLevel(logging.CRITICAL)
+    with tempfile.TemporaryDirectory(prefix="onramp-bench-") as tmp:
+        server = pgserver.get_server(Path(tmp) / "pg", cleanup_mode="stop")
+        try:
+            url = server.get_uri("postgres")
+            engine = sa.create_engine(sqlalchemy_url(url))
+            with engine.begin() as conn:
+                ensure_email_schema(conn)
+            timer = SqlTimer(engine)
+            settings = dataclasses.replace(
+                Settings.from_env(),
+                home=Path(tmp) / "home",
+                database_url=url,
+                email_provider="sendgrid",
+                blast_radius_min_members=10**9,
+            )
+            print(f"onramp email_sync bench (embedded PostgreSQL in {tmp})\n")
+
+            # 1. diff
+            n = args.members
+            create_segment(engine, "bench_diff", n)
+            diff_spec = spec_from_meta("bench_diff", {})
+            start = time.perf_counter()
+            sync_segment(engine, settings, diff_spec, AS_OF, provider=_NullProvider())
+            setup = time.perf_counter() - start
+            churn(engine, "bench_diff", n, 0.05)
+            result, seconds, sql_s = timed_sync(engine, timer, settings, diff_spec, _NullProvider())
+            report(
+                f"1. diff of a {n:,}-member segment with 5% churn",
+                5.0,
+                seconds,
+                sql_s,
+                0.0,
+                f"entered {result.entered:,}, exited {result.exited:,} "
+                f"(first sync of the segment, not timed: {setup:.1f} s)",
+            )
+
+            with SendGridServer(record_bodies=False) as sg:
+                provider = SendGridProvider(
+                    sg.api_key,
+                    settings.email_from,
+                    host=sg.url,
+                    timeout_s=60,
+                    retry=RetryPolicy(),
+                )
+                # 2. contacts
+                create_segment(engine, "bench_list", args.contacts)
+                list_spec = spec_from_meta(
+                    "bench_list",
+                    {"list": "Bench list", "custom_fields": ["stage", "events_7d"]},
+                )
+                result, seconds, sql_s = timed_sync(engine, timer, settings, list_spec, provider)
+                puts = sg.count("PUT", "/v3/marketing/contacts")
+                report(
+                    f"\n2. {args.contacts:,} contacts upserted to a SendGrid list",
+                    15.0,
+                    seconds,
+                    sql_s,
+                    provider.wait_seconds,
+                    f"{result.list_added:,} confirmed by import jobs, {puts} upsert request(s), "
+                    f"{len(sg.list_members(sg.list_id('Bench list'))):,} on the server's list",
+                )
+
+                # 3. triggered emails
+                sg.reset()
+                provider.wait_seconds = 0.0
+                create_segment(engine, "bench_mail", args.emails)
+                mail_spec = spec_from_meta(
+                    "bench_mail",
+                    {
+                        "email": {
+                            "template": "rate_limited",
+                            "kind": "transactional",
+                            "bypass_frequency_cap": True,
+                        }
+                    },
+                )
+                result, seconds, sql_s = timed_sync(engine, timer, settings, mail_spec, provider)
+                report(
+                    f"\n3. {args.emails:,} triggered emails through SendGrid mail send",
+                    15.0,
+                    seconds,
+                    sql_s,
+                    provider.wait_seconds,
+                    f"{result.sent:,} sent in {sg.count('POST', '/v3/mail/send')} request(s), "
+                    f"{len(sg.messages):,} recipients recorded by the server",
+                )
+        finally:
+            server.cleanup()
+
+
+class _NullProvider:
+    """The diff bench pushes nothing: a provider that must never be called."""
+
+    name = "none"
+    batch_size = 1000
+    wait_seconds = 0.0
+    calls = 0
+
+    def __getattr__(self, name: str):
+        raise AssertionError(f"the diff bench must not call the provider ({name})")
+
+
+if __name__ == "__main__":
+    main()

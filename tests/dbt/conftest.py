@@ -1,0 +1,102 @@
+"""One dbt build per session on generated sample data, shared by every test in tests/dbt/.
+
+The session: generate sample data (fixed as-of date), load it, build everything as of the day
+before (full refresh), run the models again as of the as-of day (incremental: the as-of day's
+events are the "new" ones) and keep a copy of the incremental tables, then a full-refresh build
+(models + tests, through `onramp build`) as of the as-of day that the tests read.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+AS_OF = date(2026, 11, 26)
+INCREMENTAL_MODELS = {
+    "fct_developer_daily_usage": ("marts", "usage_date"),
+    "fct_developer_stage_daily": ("marts", "stage_date"),
+    "int_api_events_aggregated_to_route_days": ("intermediate", "usage_date"),
+}
+
+
+@dataclass
+class Built:
+    sample_dir: Path
+    as_of: date
+    manifest: dict
+    build_output: str
+    build_exit_code: int
+    first_rebuilt_day: date
+    changed_days: dict[str, set[date]]
+
+
+def _row_versions(conn: sa.Connection) -> dict[str, set]:
+    """(developer, day, xmin) of every row: a row the run rewrote gets a new xmin."""
+    out = {}
+    for model, (schema, day_col) in INCREMENTAL_MODELS.items():
+        rows = conn.execute(
+            sa.text(f"select developer_id, {day_col}, xmin::text from {schema}.{model}")
+        )
+        out[model] = {tuple(r) for r in rows}
+    return out
+
+
+@pytest.fixture(scope="session")
+def built(engine: sa.Engine, tmp_path_factory: pytest.TempPathFactory) -> Built:
+    import os
+
+    from click.testing import CliRunner
+
+    from ingest.loader import load_manifest_dir
+    from ingest.sample_data import generate
+    from ingest.schema import ensure_raw_schema
+    from onramp.dbt import build, run_dbt
+
+    # this session's dbt artifacts and logs stay out of the repo's target/ (others use it)
+    work = tmp_path_factory.mktemp("dbt")
+    os.environ["DBT_TARGET_PATH"] = str(work / "target")
+    os.environ["DBT_LOG_PATH"] = str(work / "logs")
+
+    sample_dir = tmp_path_factory.mktemp("sample")
+    generate(sample_dir, developers=60, days=35, seed=7, as_of=AS_OF)
+    ensure_raw_schema(engine)
+    load_manifest_dir(engine, sample_dir)
+
+    lookback = 3  # dbt_project.yml var incremental_lookback_days
+    run_dbt(["run", "--full-refresh"], as_of=AS_OF - timedelta(days=1))
+    with engine.connect() as conn:
+        before = _row_versions(conn)
+    run_dbt(["run", "--select", *INCREMENTAL_MODELS], as_of=AS_OF)
+    with engine.begin() as conn:
+        after = _row_versions(conn)
+        conn.execute(sa.text("drop schema if exists incremental_copy cascade"))
+        conn.execute(sa.text("create schema incremental_copy"))
+        for model, (schema, _) in INCREMENTAL_MODELS.items():
+            conn.execute(
+                sa.text(f"create table incremental_copy.{model} as select * from {schema}.{model}")
+            )
+    changed = {model: {row[1] for row in before[model] ^ after[model]} for model in before}
+
+    result = CliRunner().invoke(build, ["--as-of", AS_OF.isoformat(), "--full-refresh"])
+    manifest_file = Path(os.environ["DBT_TARGET_PATH"]) / "manifest.json"
+    manifest = json.loads(manifest_file.read_text())
+    return Built(
+        sample_dir=sample_dir,
+        as_of=AS_OF,
+        manifest=manifest,
+        build_output=result.output + (repr(result.exception) if result.exception else ""),
+        build_exit_code=result.exit_code,
+        first_rebuilt_day=AS_OF - timedelta(days=1 + lookback),
+        changed_days=changed,
+    )
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))

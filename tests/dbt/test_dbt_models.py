@@ -1,0 +1,259 @@
+"""What an analytics engineer sees after `onramp build`: segment members, facts, contracts."""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from tests.dbt.conftest import INCREMENTAL_MODELS, Built, read_csv
+
+SEGMENTS = (
+    "new_signups",
+    "signup_no_calls_7d",
+    "stage_not_integrated",
+    "stage_sandbox",
+    "stage_production",
+    "stopped_traffic",
+    "unused_feature",
+    "quota_warning",
+    "quota_exceeded",
+    "rate_limited",
+    "incident_affected",
+)
+# expected_members.csv's `detail` column, per segment
+DETAIL = {
+    "stopped_traffic": "top_route",
+    "unused_feature": "route",
+    "quota_warning": "cast(month_start as text)",
+    "quota_exceeded": "cast(month_start as text)",
+    "rate_limited": "cast(usage_date as text)",
+    "incident_affected": "incident_id",
+}
+COMMON_COLUMNS = {
+    "member_key": "text",
+    "developer_id": "text",
+    "email": "text",
+    "name": "text",
+    "role": "text",
+    "company_name": "text",
+    "marketing_opt_in": "boolean",
+}
+
+
+def _members(conn: sa.Connection, segment: str) -> set[tuple[str, str]]:
+    detail = DETAIL.get(segment, "''")
+    rows = conn.execute(sa.text(f"select developer_id, {detail} from segments.seg_{segment}"))
+    return {(r[0], r[1]) for r in rows}
+
+
+def test_build_command_prints_a_summary(built: Built) -> None:
+    assert built.build_exit_code == 0, built.build_output
+    line = built.build_output.strip().splitlines()[-1]
+    assert re.match(r"dbt build: \d+ models built, \d+ tests passed, 0 failed in [0-9.]+ s$", line)
+
+
+def test_every_segment_has_exactly_the_expected_members(built: Built, engine: sa.Engine) -> None:
+    expected: dict[str, set] = defaultdict(set)
+    for row in read_csv(built.sample_dir / "expected_members.csv"):
+        expected[row["segment"]].add((row["developer_id"], row["detail"]))
+    with engine.connect() as conn:
+        for segment in SEGMENTS:
+            got = _members(conn, segment)
+            assert got, f"seg_{segment} is empty"
+            assert got == expected[segment], (
+                f"seg_{segment}: missing {sorted(expected[segment] - got)[:5]}, "
+                f"unexpected {sorted(got - expected[segment])[:5]}"
+            )
+
+
+def test_hand_picked_developers_of_each_archetype(built: Built, engine: sa.Engine) -> None:
+    """The first developer of every archetype is in exactly its expected segments."""
+    picked: dict[str, dict[str, str]] = {}
+    for row in read_csv(built.sample_dir / "archetypes.csv"):
+        picked.setdefault(row["archetype"], row)
+    assert {"production", "never_integrates", "stopped_traffic", "edge_incident_in"} <= set(picked)
+    with engine.connect() as conn:
+        membership: dict[str, set[str]] = defaultdict(set)
+        for segment in SEGMENTS:
+            for developer_id, _ in _members(conn, segment):
+                membership[developer_id].add(segment)
+    for archetype, row in picked.items():
+        expected = set(row["expected_segments"].split())
+        assert membership[row["developer_id"]] == expected, archetype
+
+
+def test_events_after_the_as_of_day_are_ignored(built: Built, engine: sa.Engine) -> None:
+    with engine.connect() as conn:
+        late = conn.execute(
+            sa.text("select count(*) from raw.api_events where occurred_at >= :d"),
+            {"d": built.as_of + timedelta(days=1)},
+        ).scalar_one()
+        last_day = conn.execute(
+            sa.text("select max(usage_date) from marts.fct_developer_daily_usage")
+        ).scalar_one()
+    assert late > 0  # the sample data has late events on purpose
+    assert last_day == built.as_of
+
+
+def test_incremental_run_equals_full_refresh(built: Built, engine: sa.Engine) -> None:
+    with engine.connect() as conn:
+        for model, (schema, _) in INCREMENTAL_MODELS.items():
+            for a, b in ((f"{schema}.{model}", f"incremental_copy.{model}"),) * 1:
+                only_full = conn.execute(
+                    sa.text(
+                        f"select count(*) from (select * from {a} except all select * from {b}) d"
+                    )
+                ).scalar_one()
+                only_incr = conn.execute(
+                    sa.text(
+                        f"select count(*) from (select * from {b} except all select * from {a}) d"
+                    )
+                ).scalar_one()
+                total = conn.execute(sa.text(f"select count(*) from {a}")).scalar_one()
+                assert total > 0
+                assert (only_full, only_incr) == (0, 0), model
+
+
+def test_incremental_run_rebuilt_only_the_recent_days(built: Built) -> None:
+    for model, days in built.changed_days.items():
+        assert built.as_of in days, model
+        assert min(days) >= built.first_rebuilt_day, (model, sorted(days)[:3])
+
+
+def test_one_stage_per_developer_and_day(engine: sa.Engine, built: Built) -> None:
+    with engine.connect() as conn:
+        gaps = conn.execute(
+            sa.text(
+                """
+                select d.developer_id
+                from marts.dim_developers d
+                join marts.fct_developer_stage_daily s using (developer_id)
+                group by d.developer_id, d.signup_date
+                having count(*) != count(distinct s.stage_date)
+                    or max(s.stage_date) != :as_of
+                    or min(s.stage_date) > d.signup_date
+                """
+            ),
+            {"as_of": built.as_of},
+        ).all()
+        stages = {
+            r[0]
+            for r in conn.execute(
+                sa.text("select distinct stage from marts.fct_developer_stage_daily")
+            )
+        }
+    assert gaps == []
+    assert stages <= {"not_integrated", "sandbox", "production", "dormant"}
+    assert {"not_integrated", "sandbox", "production"} <= stages
+
+
+def test_routes_are_normalised(engine: sa.Engine, built: Built) -> None:
+    with engine.connect() as conn:
+        routes = {
+            r[0]
+            for r in conn.execute(sa.text("select distinct route from marts.fct_route_adoption"))
+        }
+    assert routes
+    assert not [r for r in routes if "?" in r or any(part.isdigit() for part in r.split("/"))]
+    assert any("{id}" in r for r in routes)
+
+
+def test_schemas_are_exactly_the_design_names(engine: sa.Engine, built: Built) -> None:
+    with engine.connect() as conn:
+        schemas = {
+            r[0]
+            for r in conn.execute(
+                sa.text(
+                    "select distinct table_schema from information_schema.tables "
+                    "where table_schema not in ('pg_catalog', 'information_schema', 'raw', "
+                    "'incremental_copy', 'public')"
+                )
+            )
+        }
+        tables = {
+            r[0]
+            for r in conn.execute(
+                sa.text(
+                    "select table_name from information_schema.tables "
+                    + "where table_schema = 'segments'"
+                )
+            )
+        }
+    assert {"staging", "intermediate", "marts", "segments"} <= schemas
+    assert not [s for s in schemas if s.endswith(("_staging", "_marts", "_segments"))]
+    assert tables == {f"seg_{s}" for s in SEGMENTS}
+
+
+@pytest.mark.parametrize("segment", SEGMENTS)
+def test_segment_contract_and_meta(built: Built, engine: sa.Engine, segment: str) -> None:
+    node = built.manifest["nodes"][f"model.onramp.seg_{segment}"]
+    assert node["schema"] == "segments"
+    assert node["config"]["contract"]["enforced"] is True
+    meta = node["config"]["meta"]["onramp"]
+    assert set(meta) <= {"list", "custom_fields", "email", "reentry", "requires_fresh_events"}
+    assert "email" in meta or "list" in meta
+    if "email" in meta:
+        assert meta["email"]["kind"] in ("marketing", "transactional")
+        assert isinstance(meta["email"]["priority"], int)
+    for field in meta.get("custom_fields", []):
+        assert field in node["columns"]
+    with engine.connect() as conn:
+        columns = dict(
+            conn.execute(
+                sa.text(
+                    "select column_name, data_type from information_schema.columns "
+                    "where table_schema = 'segments' and table_name = :t"
+                ),
+                {"t": f"seg_{segment}"},
+            ).all()
+        )
+    assert {k: columns.get(k) for k in COMMON_COLUMNS} == COMMON_COLUMNS
+
+
+def test_planned_segment_meta(built: Built) -> None:
+    def meta(segment: str) -> dict:
+        return built.manifest["nodes"][f"model.onramp.seg_{segment}"]["config"]["meta"]["onramp"]
+
+    assert meta("stage_sandbox")["list"] == "Stage: sandbox"
+    assert meta("stage_sandbox")["custom_fields"] == ["stage"]
+    assert "email" not in meta("stage_production")
+    assert meta("new_signups")["email"]["template"] == "welcome"
+    assert meta("signup_no_calls_7d")["requires_fresh_events"] is True
+    assert "list" in meta("signup_no_calls_7d")
+    assert meta("quota_exceeded")["email"]["bypass_frequency_cap"] is True
+    assert meta("incident_affected")["email"]["kind"] == "transactional"
+    assert meta("stopped_traffic")["email"]["kind"] == "marketing"
+
+
+def test_funnel_tables_for_bi(built: Built, engine: sa.Engine) -> None:
+    exposures = built.manifest["exposures"]
+    dashboard = exposures["exposure.onramp.onboarding_funnel_dashboard"]
+    assert set(dashboard["depends_on"]["nodes"]) == {
+        "model.onramp.fct_signup_cohorts_weekly",
+        "model.onramp.fct_stage_counts_daily",
+        "model.onramp.fct_stage_transitions_daily",
+    }
+    with engine.connect() as conn:
+        signups = conn.execute(
+            sa.text("select sum(signups) from marts.fct_signup_cohorts_weekly")
+        ).scalar_one()
+        developers = conn.execute(sa.text("select count(*) from marts.dim_developers")).scalar_one()
+        shares = conn.execute(
+            sa.text(
+                "select min(share_first_call_1d), max(share_production_30d) "
+                "from marts.fct_signup_cohorts_weekly"
+            )
+        ).one()
+        counted = conn.execute(
+            sa.text(
+                "select sum(developers) from marts.fct_stage_counts_daily where stage_date = :d"
+            ),
+            {"d": built.as_of},
+        ).scalar_one()
+    assert signups == developers
+    assert 0 <= shares[0] <= 1 and 0 < shares[1] <= 1
+    assert counted == developers

@@ -123,6 +123,8 @@ def sync(
                 + (f", {r.list_pending} pending" if r.list_pending else "")
             )
         extra.extend(r.notes)
+        if dry_run and r.sample_markdown.startswith("**Subject:** "):
+            extra.append("sample subject: " + r.sample_markdown.splitlines()[0][13:])
         if extra:
             click.echo(f"{r.segment}: " + "; ".join(extra))
     for exc in errors:

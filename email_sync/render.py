@@ -16,6 +16,8 @@ from urllib.parse import quote
 
 import jinja2
 
+from onramp.errors import OnrampError
+
 TEMPLATES_DIR = Path(__file__).resolve().parents[1] / "templates"
 
 # Also enforced in SQL (email_sync.sync): rejected before any provider call.
@@ -30,8 +32,8 @@ def valid_email(address: str | None) -> bool:
     return bool(address) and len(address) <= 254 and bool(_EMAIL.match(address))
 
 
-class TemplateMissing(Exception):
-    pass
+class TemplateMissing(OnrampError):
+    """A segment's meta names a template that is not in templates/."""
 
 
 @dataclass(frozen=True)

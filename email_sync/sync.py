@@ -437,6 +437,7 @@ def _decide(
             raise SegmentMissing(
                 f"segment table {spec.schema}.{spec.table} not found: run `onramp build` first"
             )
+        _check_columns(conn, spec)
         t0 = time.perf_counter()
         params = {"seg": seg, "as_of": as_of, "now": clock}
         # The anti-joins hash a whole segment; the 4 MB default makes a million keys spill to
@@ -519,6 +520,28 @@ def _decide(
         # autovacuum catches up; fresh statistics keep the next diff on hash joins.
         conn.execute(sa.text("analyze email_sync.segment_membership"))
         conn.commit()
+
+
+REQUIRED_COLUMNS = ("member_key", "developer_id", "email", "marketing_opt_in")
+
+
+def _check_columns(conn: sa.Connection, spec: SegmentSpec) -> None:
+    """One line instead of a SQL error when a segment table breaks the contract."""
+    present = set(
+        conn.execute(
+            sa.text(
+                "select column_name from information_schema.columns "
+                "where table_schema = :schema and table_name = :table"
+            ),
+            {"schema": spec.schema, "table": spec.table},
+        ).scalars()
+    )
+    missing = [c for c in REQUIRED_COLUMNS if c not in present]
+    if missing:
+        raise SegmentMissing(
+            f"segment table {spec.schema}.{spec.table} lacks column(s) {', '.join(missing)} "
+            "(every seg_ table needs member_key, developer_id, email, marketing_opt_in)"
+        )
 
 
 def _check_blast_radius(

@@ -38,12 +38,12 @@ class Source:
         path: str | Path,
         reject: RejectFn | None = None,
         progress: ProgressFn | None = None,
-        chunk_size: int = CHUNK_SIZE,
+        chunk_size: int | None = None,
     ) -> None:
         self.path = Path(path)
         self.reject = reject or _noop_reject
         self.progress = progress
-        self.chunk_size = chunk_size
+        self.chunk_size = chunk_size or CHUNK_SIZE
         self.gzip = False
         # Set when a gzip stream ends early or is corrupt: the reason given to what is lost.
         self.broken: str | None = None

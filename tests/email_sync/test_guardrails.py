@@ -87,7 +87,7 @@ def test_cap_within_one_segment_and_bypass_for_alerts(engine, settings, segments
     segments.create("unused_feature", rows, cols)
     segments.create(
         "quota_exceeded",
-        [member(1, member_key="dev-0001:2026-11", quota_used_pct=1.3, monthly_quota=1000)],
+        [member(1, member_key="dev-0001:2026-11", quota_used_pct=130.0, monthly_quota=1000)],
         {"quota_used_pct": "numeric", "monthly_quota": "int"},
     )
     feature = spec("unused_feature", email={"template": "unused_feature", "priority": 30})
@@ -105,33 +105,29 @@ def test_cap_within_one_segment_and_bypass_for_alerts(engine, settings, segments
 
 
 def test_weekly_cap_counts_the_last_seven_days(engine, settings, segments, outbox):
+    """One re-entry a day for four days, weekly cap 2: days 1-2 sent, days 3-4 capped."""
     s = spec("new_signups", reentry=True, **welcome())
     weekly = dataclasses.replace(settings, weekly_email_cap=2)
+    segments.create("new_signups", [member(1)])
     start = datetime(2026, 11, 20, 9, tzinfo=UTC)
-    sent = []
+    outcomes = []
     for day in range(4):
-        segments.create("new_signups", [member(1)] if day % 2 == 0 else [])
-        segments.replace("new_signups", [member(1)])
-        result = sync_segment(
-            engine, weekly, s, AS_OF, provider=outbox, now=start + timedelta(days=day)
-        )
-        with engine.begin() as conn:  # leave, so the next day is a re-entry
-            conn.execute(
-                sa.text(
-                    "update email_sync.segment_membership set exited_at = now() "
-                    "where member_key = 'dev-0001'"
-                )
-            )
+        now = start + timedelta(days=day)
+        result = sync_segment(engine, weekly, s, AS_OF, provider=outbox, now=now)
+        outcomes.append((result.sent, result.capped))
+        with engine.begin() as conn:
+            # The member leaves (so tomorrow is a re-entry) and today's rows get today's clock.
+            conn.execute(sa.text("update email_sync.segment_membership set exited_at = now()"))
             conn.execute(
                 sa.text(
                     "update email_sync.messages set sent_at = :t, created_at = :t "
-                    "where sent_at > :t"
+                    "where created_at > :t"
                 ),
-                {"t": start + timedelta(days=day)},
+                {"t": now},
             )
-        sent.append((result.sent, result.capped))
 
-    assert sent == [(1, 0), (1, 0), (0, 1), (0, 1)]
+    assert outcomes == [(1, 0), (1, 0), (0, 1), (0, 1)]
+    assert len(outbox_index(settings)) == 2
 
 
 def test_blast_radius_breaker_refuses_with_one_line(engine, settings, segments, outbox):

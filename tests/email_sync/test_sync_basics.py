@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
+import pytest
 import sqlalchemy as sa
 
 from email_sync.sync import sync_segment
@@ -162,3 +163,30 @@ def test_first_dry_run_on_a_fresh_warehouse_creates_no_schema(engine, settings, 
         assert conn.execute(sa.text("select to_regnamespace('email_sync')")).scalar() is None
     assert not settings.outbox_dir.exists()
     assert ledger  # imported helper used elsewhere
+
+
+def test_segment_table_breaking_the_contract_is_one_line(engine, settings, segments, outbox):
+    from email_sync.sync import SegmentMissing
+
+    with engine.begin() as conn:
+        conn.execute(sa.text("create schema if not exists segments"))
+        conn.execute(sa.text("create table segments.seg_broken (member_key text, email text)"))
+
+    with pytest.raises(SegmentMissing) as exc:
+        sync_segment(engine, settings, spec("broken", **WELCOME), AS_OF, provider=outbox)
+
+    assert str(exc.value) == (
+        "segment table segments.seg_broken lacks column(s) developer_id, marketing_opt_in "
+        "(every seg_ table needs member_key, developer_id, email, marketing_opt_in)"
+    )
+    with pytest.raises(SegmentMissing, match="^segment table segments.seg_nope not found: run"):
+        sync_segment(engine, settings, spec("nope", **WELCOME), AS_OF, provider=outbox)
+
+
+def test_unknown_template_is_one_line(engine, settings, segments, outbox):
+    from onramp.errors import OnrampError
+
+    segments.create("new_signups", [member(1)])
+    with pytest.raises(OnrampError, match=r"^template nope\.subject\.j2 not found in "):
+        s = spec("new_signups", email={"template": "nope"})
+        sync_segment(engine, settings, s, AS_OF, provider=outbox)

@@ -18,6 +18,9 @@
 
 {%- set start = incremental_start_date('stage_date') %}
 {%- set window_days = var('stage_window_days') | int %}
+{%- if start is not none %}
+    {%- set window_start = dbt.dateadd('day', -window_days, "cast('" ~ start ~ "' as date)") %}
+{%- endif %}
 
 with
 
@@ -42,17 +45,16 @@ fct_developer_daily_usage as (
 developers as (
 
     select
-        stg_raw__developers.developer_id,
-        int_developers_usage_summarized.first_success_date,
+        signups.developer_id,
+        usage.first_success_date,
         case
-            when int_developers_usage_summarized.first_event_date < stg_raw__developers.signup_date
-                then int_developers_usage_summarized.first_event_date
-            else coalesce(stg_raw__developers.signup_date, int_developers_usage_summarized.first_event_date)
+            when usage.first_event_date < signups.signup_date then usage.first_event_date
+            else coalesce(signups.signup_date, usage.first_event_date)
         end as first_day
-    from stg_raw__developers
-    left join int_developers_usage_summarized
-        on stg_raw__developers.developer_id = int_developers_usage_summarized.developer_id
-    where coalesce(stg_raw__developers.signup_date, {{ as_of_date() }}) <= {{ as_of_date() }}
+    from stg_raw__developers as signups
+    left join int_developers_usage_summarized as usage
+        on signups.developer_id = usage.developer_id
+    where coalesce(signups.signup_date, {{ as_of_date() }}) <= {{ as_of_date() }}
 
 ),
 
@@ -61,7 +63,7 @@ calendar as (
     {%- if start is none %}
         {{ day_series('(select min(first_day) from developers)', as_of_date()) }}
     {%- else %}
-        {{ day_series(dbt.dateadd('day', -window_days, "cast('" ~ start ~ "' as date)"), as_of_date()) }}
+        {{ day_series(window_start, as_of_date()) }}
     {%- endif %}
 
 ),
@@ -77,7 +79,7 @@ usage_in_scope as (
     where
         usage_date <= {{ as_of_date() }}
         {%- if start is not none %}
-            and usage_date >= {{ dbt.dateadd('day', -window_days, "cast('" ~ start ~ "' as date)") }}
+            and usage_date >= {{ window_start }}
         {%- endif %}
 
 ),
@@ -92,7 +94,7 @@ developer_days as (
         coalesce(usage_in_scope.successful_events, 0) as successful_events
     from developers
     inner join calendar
-        on calendar.date_day >= developers.first_day
+        on developers.first_day <= calendar.date_day
     left join usage_in_scope
         on
             developers.developer_id = usage_in_scope.developer_id

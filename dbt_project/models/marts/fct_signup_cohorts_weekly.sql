@@ -16,9 +16,12 @@ developers as (
     select
         cast({{ dbt.date_trunc('week', 'signup_date') }} as date) as cohort_week,
         ttfhw_seconds,
-        {{ dbt.datediff('signup_date', utc_date('first_call_at'), 'day') }} as days_to_first_call,
-        {{ dbt.datediff('signup_date', 'first_sandbox_date', 'day') }} as days_to_sandbox,
-        {{ dbt.datediff('signup_date', 'first_production_date', 'day') }} as days_to_production
+        {{ dbt.datediff('signup_date', utc_date('first_call_at'), 'day') }}
+            as days_to_first_call,
+        {{ dbt.datediff('signup_date', 'first_sandbox_date', 'day') }}
+            as days_to_sandbox,
+        {{ dbt.datediff('signup_date', 'first_production_date', 'day') }}
+            as days_to_production
     from dim_developers
     where signup_date is not null
 
@@ -31,8 +34,8 @@ final as (
         count(*) as signups,
         {%- for milestone in ['first_call', 'sandbox', 'production'] %}
             {%- for days in [1, 7, 30] %}
-        1.0 * count(case when days_to_{{ milestone }} <= {{ days }} then 1 end) / count(*)
-            as share_{{ milestone }}_{{ days }}d,
+                1.0 * count(case when days_to_{{ milestone }} <= {{ days }} then 1 end)
+                / count(*) as share_{{ milestone }}_{{ days }}d,
             {%- endfor %}
         {%- endfor %}
         {{ percentile('ttfhw_seconds / 3600.0', 0.5) }} as median_ttfhw_hours,

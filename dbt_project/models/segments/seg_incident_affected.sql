@@ -71,7 +71,7 @@ events_in_scope as (
         occurred_date
     from stg_raw__api_events
     where
-        occurred_at >= (select min(started_at) from incidents)
+        occurred_at >= (select min(incidents.started_at) from incidents)
         and occurred_at < {{ as_of_end_timestamp() }}
 
 ),

@@ -20,7 +20,8 @@ final as (
         plan,
         signed_up_at,
         signup_date,
-        {{ dbt.datediff('signup_date', as_of_date(), 'day') }} as days_since_signup
+        {{ dbt.datediff('signup_date', as_of_date(), 'day') }}
+            as days_since_signup
     from dim_developers
     where
         signup_date > {{ as_of_minus(var('signup_no_calls_days')) }}

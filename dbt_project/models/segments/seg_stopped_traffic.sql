@@ -24,7 +24,8 @@ final as (
         top_route,
         last_call_at,
         last_call_date,
-        {{ dbt.datediff('last_call_date', as_of_date(), 'day') }} as days_since_last_call,
+        {{ dbt.datediff('last_call_date', as_of_date(), 'day') }}
+            as days_since_last_call,
         lifetime_events
     from dim_developers
     where

@@ -34,7 +34,8 @@ active_developers as (
 
 promoted_routes as (
 
-    select * from stg_raw__endpoints where is_promoted
+    select * from stg_raw__endpoints
+    where is_promoted
 
 ),
 

@@ -20,7 +20,8 @@ ranked as (
 
 latest as (
 
-    select * from ranked where row_rank = 1
+    select * from ranked
+    where row_rank = 1
 
 ),
 
@@ -34,7 +35,9 @@ final as (
         nullif(trim(company_name), '') as company_name,
         case
             when {{ normalized_role('role') }} in (
-                {% for role in var('developer_roles') %}'{{ role }}'{{ "," if not loop.last }}{% endfor %}
+                {%- for role in var('developer_roles') %}
+                    '{{ role }}'{{ "," if not loop.last }}
+                {%- endfor %}
             ) then {{ normalized_role('role') }}
             else 'unknown'
         end as role,

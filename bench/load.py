@@ -97,7 +97,7 @@ create table bench_plain (
 
 
 def plain_copy(url: str, csv_path: Path) -> float:
-    """Seconds for a plain `COPY ... FROM STDIN (FORMAT csv)` of the file into an unindexed table."""
+    """Seconds for a plain `COPY ... FROM STDIN (FORMAT csv)` of the file into a plain table."""
     import psycopg
 
     with psycopg.connect(url, autocommit=True) as conn:

@@ -115,7 +115,10 @@ def sync(
         if r.unconfirmed:
             extra.append(f"{r.unconfirmed} sent_unconfirmed")
         if r.gave_up:
-            extra.append(f"{r.gave_up} failed for good (not retried)")
+            extra.append(
+                f"{r.gave_up} failed for good (invalid address or "
+                f"{settings.max_send_attempts} attempts), not retried"
+            )
         if r.list_added or r.list_removed or r.list_skipped or r.list_pending:
             extra.append(
                 f"list +{r.list_added} -{r.list_removed}"

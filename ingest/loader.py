@@ -320,7 +320,8 @@ def _load_in_transaction(
             seconds = time.perf_counter() - started
             cur.execute(
                 "update raw.load_batches set status = 'loaded', rows_loaded = %s,"
-                " rows_duplicate = %s, rows_rejected = %s, finished_at = clock_timestamp(), seconds = %s"
+                " rows_duplicate = %s, rows_rejected = %s, finished_at = clock_timestamp(),"
+                " seconds = %s"
                 " where batch_id = %s",
                 (loaded, duplicates, rejects.count, seconds, batch_id),
             )
@@ -444,7 +445,7 @@ def load_paths(
 def load_manifest_dir(
     engine: sa.Engine, directory: str | Path, progress: Callable[[int], None] | None = None
 ) -> list[BatchResult]:
-    """Load every file a generator's manifest.json lists: developers, endpoints, incidents, events."""
+    """Load every file a manifest.json lists: developers, endpoints, incidents, then events."""
     directory = Path(directory)
     manifest_path = directory / "manifest.json"
     if not manifest_path.is_file():

@@ -1,4 +1,4 @@
-"""Streaming parsers: raw records in, PostgreSQL COPY text lines out, bad rows to the reject callback.
+"""Streaming parsers: raw records in, PostgreSQL COPY text out, bad rows to the reject callback.
 
 Every value that reaches COPY has been validated here, so a load never fails on the server because
 of one bad row: the row is rejected with a short, stable reason (see REJECT_REASONS) instead. The

@@ -25,9 +25,7 @@ create table if not exists raw.load_rejects (
     reason text not null,
     raw_text text
 );
--- No primary key: one line can yield two rejects (a truncated gzip after a partial line, two
--- elements of a minified JSON array on one line).
-alter table raw.load_rejects drop constraint if exists load_rejects_pkey;
+-- No primary key: one line can yield two rejects (two elements of a minified JSON array).
 create index if not exists load_rejects_batch on raw.load_rejects (batch_id, line_number);
 
 create table if not exists raw.api_events (
@@ -88,6 +86,27 @@ create table if not exists raw.endpoints (
     line_number bigint not null
 );
 
--- Columns added after the first release (idempotent for warehouses created before).
-alter table raw.incidents add column if not exists extras jsonb;
-alter table raw.endpoints add column if not exists extras jsonb;
+-- Upgrades of warehouses created by an earlier version. Checked first, so the usual run takes
+-- no ALTER TABLE lock (this file runs before every load).
+do $$
+begin
+    if exists (
+        select 1 from pg_constraint
+        where conname = 'load_rejects_pkey' and conrelid = 'raw.load_rejects'::regclass
+    ) then
+        alter table raw.load_rejects drop constraint load_rejects_pkey;
+    end if;
+    if not exists (
+        select 1 from information_schema.columns
+        where table_schema = 'raw' and table_name = 'incidents' and column_name = 'extras'
+    ) then
+        alter table raw.incidents add column extras jsonb;
+    end if;
+    if not exists (
+        select 1 from information_schema.columns
+        where table_schema = 'raw' and table_name = 'endpoints' and column_name = 'extras'
+    ) then
+        alter table raw.endpoints add column extras jsonb;
+    end if;
+end
+$$;

@@ -287,3 +287,24 @@ def build(as_of: Any, full_refresh: bool, select: tuple[str, ...], dbt_vars: str
         if done and sys.stderr.isatty():
             click.echo("\r" + " " * 80 + "\r", nl=False, err=True)
     click.echo(run.summary())
+
+
+def _print_env() -> None:
+    """`python -m onramp.dbt env`: shell exports of dbt's connection, for sqlfluff / plain dbt.
+
+    sqlfluff's dbt templater compiles through a live connection, so `make lint` needs them:
+    eval "$(python -m onramp.dbt env)" && sqlfluff lint dbt_project/models
+    """
+    import shlex
+
+    from onramp.warehouse import dbt_env
+
+    env = {**dbt_env(), "DBT_PROFILES_DIR": str(PROFILES_DIR)}
+    for key, value in env.items():
+        print(f"export {key}={shlex.quote(value)}")  # noqa: T201 - the output is the interface
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] != ["env"]:
+        sys.exit("usage: python -m onramp.dbt env")
+    _print_env()

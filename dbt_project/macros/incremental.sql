@@ -6,7 +6,7 @@
     also removes days after a moved-back as-of date. On a full refresh it returns none.
 #}
 {% macro incremental_start_date(date_column) -%}
-    {%- if not is_incremental() or not execute -%}
+    {%- if not execute or not is_incremental() -%}
         {{ return(none) }}
     {%- endif -%}
     {%- set sql -%}

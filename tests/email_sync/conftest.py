@@ -82,6 +82,44 @@ class Segments:
                 )
 
 
+TEST_DB = "onramp_email_sync_tests"
+
+
+@pytest.fixture(scope="session")
+def email_db_url(pg_url: str) -> Iterator[str]:
+    """A database of our own on the session's server: these tests drop and recreate the segments
+    and email_sync schemas, which other areas' tests (dbt, Dagster) build in the main database."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    from onramp.warehouse import sqlalchemy_url
+
+    admin = sa.create_engine(sqlalchemy_url(pg_url), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f"drop database if exists {TEST_DB} with (force)"))
+        conn.execute(sa.text(f"create database {TEST_DB}"))
+    parts = urlsplit(pg_url)
+    yield urlunsplit(parts._replace(path=f"/{TEST_DB}"))
+    with admin.connect() as conn:
+        conn.execute(sa.text(f"drop database if exists {TEST_DB} with (force)"))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def engine(email_db_url: str) -> Iterator[sa.Engine]:
+    """Shadows the root `engine`: everything in tests/email_sync runs in its own database."""
+    from onramp.warehouse import sqlalchemy_url
+
+    eng = sa.create_engine(sqlalchemy_url(email_db_url))
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture(autouse=True)
+def email_db_env(email_db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Commands that read Settings.from_env() (the CLI) use the same database."""
+    monkeypatch.setenv("ONRAMP_DATABASE_URL", email_db_url)
+
+
 @pytest.fixture
 def segments(engine: sa.Engine) -> Segments:
     return Segments(engine)
@@ -98,9 +136,11 @@ def clean_email_sync(engine: sa.Engine) -> Iterator[None]:
 
 
 @pytest.fixture
-def settings(onramp_home: Path, tmp_path: Path, pg_url: str) -> Settings:
+def settings(onramp_home: Path, tmp_path: Path, email_db_url: str) -> Settings:
     base = Settings.from_env()
-    return dataclasses.replace(base, home=tmp_path / "home", email_provider="outbox")
+    return dataclasses.replace(
+        base, home=tmp_path / "home", database_url=email_db_url, email_provider="outbox"
+    )
 
 
 @pytest.fixture

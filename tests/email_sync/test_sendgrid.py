@@ -319,3 +319,21 @@ def test_sendgrid_without_key_is_one_line(settings, missing):
         get_provider(
             dataclasses.replace(settings, email_provider="sendgrid", sendgrid_api_key=None)
         )
+
+
+def test_a_failed_import_job_leaves_members_pending_for_the_next_run(
+    engine, settings, segments, sendgrid_server, sg_provider
+):
+    segments.create(
+        "stage_sandbox", [member(n, stage="sandbox") for n in range(3)], {"stage": "text"}
+    )
+    s = spec("stage_sandbox", list="Stage: sandbox", custom_fields=["stage"])
+    sendgrid_server.fail_jobs(1, status="failed")
+
+    first = sync_segment(engine, settings, s, AS_OF, provider=sg_provider)
+    second = sync_segment(engine, settings, s, AS_OF, provider=sg_provider)
+
+    assert (first.list_added, first.list_pending) == (0, 3)
+    assert "3 list contact(s) failed, retried next run" in first.notes
+    assert (second.entered, second.list_added, second.list_pending) == (0, 3, 0)
+    assert len(sendgrid_server.list_members(sendgrid_server.list_id("Stage: sandbox"))) == 3

@@ -33,13 +33,29 @@ def test_canonical_csv(raw_engine, write, uid):
     first, second = events(raw_engine, uid)
     assert first["event_id"] == f"{uid}-1"
     assert first["occurred_at"] == ts("2026-11-20T10:00:00+00:00")
-    assert (first["method"], first["path"], first["status_code"]) == ("GET", "/v1/users/42?x=1", 200)
-    assert (first["latency_ms"], first["request_bytes"], first["response_bytes"]) == (12.5, 100, 2048)
-    assert (first["environment"], first["api_key_id"], first["ip"]) == ("production", "key_1", "10.0.0.1")
+    assert (first["method"], first["path"], first["status_code"]) == (
+        "GET",
+        "/v1/users/42?x=1",
+        200,
+    )
+    assert (first["latency_ms"], first["request_bytes"], first["response_bytes"]) == (
+        12.5,
+        100,
+        2048,
+    )
+    assert (first["environment"], first["api_key_id"], first["ip"]) == (
+        "production",
+        "key_1",
+        "10.0.0.1",
+    )
     assert first["extras"] == {"region": "eu"}
     # no zone means UTC; empty fields are NULL; quoted commas and quotes survive
     assert second["occurred_at"] == ts("2026-11-20T11:00:00+00:00")
-    assert (second["method"], second["path"], second["user_agent"]) == ("POST", "/v1/a,b", 'agent "x"')
+    assert (second["method"], second["path"], second["user_agent"]) == (
+        "POST",
+        "/v1/a,b",
+        'agent "x"',
+    )
     assert second["company_id"] is None and second["latency_ms"] is None
     assert second["extras"] is None
     assert second["batch_id"] == result.batch_id
@@ -179,9 +195,10 @@ def test_moesif_json_array_is_streamed(raw_engine, write, uid, layout):
 
 
 ACCESS_LOG = (
-    '192.0.2.10 - {uid}_alice [20/Nov/2026:10:00:00 +0100] "GET /v1/me HTTP/1.1" 200 512 "-" "curl/8"\n'
-    '192.0.2.11 - - [20/Nov/2026:10:00:01 +0000] "POST /v1/orders?api_key={uid}_key HTTP/1.1" 201 - '
-    '"https://x.example" "sdk/2" rt=0.250\n'
+    '192.0.2.10 - {uid}_alice [20/Nov/2026:10:00:00 +0100] "GET /v1/me HTTP/1.1" 200 512 '
+    '"-" "curl/8"\n'
+    '192.0.2.11 - - [20/Nov/2026:10:00:01 +0000] "POST /v1/orders?api_key={uid}_key HTTP/1.1" '
+    '201 - "https://x.example" "sdk/2" rt=0.250\n'
     '{uid}_ip - - [20/Nov/2026:10:00:02 +0000] "GET /v1/health HTTP/1.1" 503 0 "-" "-" 0.010\n'
     '{uid}_ip - - [20/Nov/2026:10:00:02 +0000] "GET /v1/health HTTP/1.1" 503 0 "-" "-" 0.010\n'
 )
@@ -218,10 +235,11 @@ def test_combined_log_default_caller(raw_engine, write, uid):
 )
 def test_combined_log_caller_rules(raw_engine, write, uid, caller, expected):
     text = (
-        '192.0.2.10 - {uid}_alice [20/Nov/2026:10:00:00 +0000] "GET /v1/me HTTP/1.1" 200 5 "-" "c"\n'
-        '192.0.2.11 - - [20/Nov/2026:10:00:01 +0000] "GET /v1/o?api_key={uid}_key HTTP/1.1" 200 5 '
-        '"-" "c" x_api_key="{uid}_hdr"\n'
-    ).format(uid=uid)
+        f'192.0.2.10 - {uid}_alice [20/Nov/2026:10:00:00 +0000] "GET /v1/me HTTP/1.1" 200 5 '
+        '"-" "c"\n'
+        f'192.0.2.11 - - [20/Nov/2026:10:00:01 +0000] "GET /v1/o?api_key={uid}_key HTTP/1.1" '
+        f'200 5 "-" "c" x_api_key="{uid}_hdr"\n'
+    )
     path = write("access.log", text + f"# {caller}\n")
     [result] = load_paths(raw_engine, "api-events", [path], caller=caller)
     wanted = [e.format(uid=uid) if e else None for e in expected]
@@ -310,8 +328,12 @@ def test_developers_incidents_endpoints(raw_engine, write, uid):
         ("api_events", "a.jsonl", '{"developer_id": "d"}\n', "jsonl"),
         ("api_events", "a.ndjson", '{"developer_id": "d"}\n', "jsonl"),
         ("api_events", "gateway.log", "anything\n", "combined"),
-        ("api_events", "data", '1.2.3.4 - - [20/Nov/2026:10:00:00 +0000] "GET / HTTP/1.1" 200 1\n',
-         "combined"),
+        (
+            "api_events",
+            "data",
+            '1.2.3.4 - - [20/Nov/2026:10:00:00 +0000] "GET / HTTP/1.1" 200 1\n',
+            "combined",
+        ),
         ("api_events", "data", "developer_id,occurred_at\n", "csv"),
         ("developers", "devs.json", '{"developer_id": "d"}\n', "jsonl"),
         ("developers", "devs", "developer_id,email\n", "csv"),

@@ -12,7 +12,10 @@ from ingest.loader import load_paths
 from ingest.parsers import REJECT_REASONS
 from tests.ingest.conftest import events, rejects, rows
 
-HEADER = "event_id,occurred_at,developer_id,status_code,latency_ms,request_bytes,response_bytes,environment"
+HEADER = (
+    "event_id,occurred_at,developer_id,status_code,latency_ms,request_bytes,response_bytes,"
+    "environment"
+)
 
 
 def good(uid: str, n: int) -> str:
@@ -57,8 +60,10 @@ def test_unterminated_quote_rejects_only_its_line(raw_engine, write, uid):
 
 
 def jsonl(uid: str, middle: str) -> str:
-    line = '{{"event_id": "{uid}-{n}", "occurred_at": "2026-11-20T10:00:0{n}Z", ' \
+    line = (
+        '{{"event_id": "{uid}-{n}", "occurred_at": "2026-11-20T10:00:0{n}Z", '
         '"developer_id": "{uid}_dev", "status_code": 200}}'
+    )
     return "\n".join([line.format(uid=uid, n=1), middle, line.format(uid=uid, n=2)]) + "\n"
 
 
@@ -67,8 +72,11 @@ def jsonl(uid: str, middle: str) -> str:
     [
         ("malformed JSON", '{"event_id": "x", "developer_id": '),
         ("not a JSON object", '["event_id", "developer_id"]'),
-        ("bad value", '{"occurred_at": "2026-11-20T10:00:00Z", "developer_id": {"id": 1}, '
-         '"status_code": 200}'),
+        (
+            "bad value",
+            '{"occurred_at": "2026-11-20T10:00:00Z", "developer_id": {"id": 1}, '
+            '"status_code": 200}',
+        ),
         ("missing developer_id", '{"occurred_at": "2026-11-20T10:00:00Z", "status_code": 200}'),
     ],
 )
@@ -140,22 +148,50 @@ def test_corrupt_gzip(raw_engine, write, uid):
 @pytest.mark.parametrize(
     ("kind", "header", "bad", "reason"),
     [
-        ("incidents", "incident_id,title,started_at,ended_at,affected_route",
-         ",t,2026-11-20T10:00:00Z,,/v1/x", "missing incident_id"),
-        ("incidents", "incident_id,title,started_at,ended_at,affected_route",
-         "{uid}_i,t,,,/v1/x", "missing started_at"),
-        ("incidents", "incident_id,title,started_at,ended_at,affected_route",
-         "{uid}_i,t,2026-11-20T10:00:00Z,,", "missing affected_route"),
-        ("incidents", "incident_id,title,started_at,ended_at,affected_route",
-         "{uid}_i,t,2026-11-20T10:00:00Z,soon,/v1/x", "unparsable timestamp"),
+        (
+            "incidents",
+            "incident_id,title,started_at,ended_at,affected_route",
+            ",t,2026-11-20T10:00:00Z,,/v1/x",
+            "missing incident_id",
+        ),
+        (
+            "incidents",
+            "incident_id,title,started_at,ended_at,affected_route",
+            "{uid}_i,t,,,/v1/x",
+            "missing started_at",
+        ),
+        (
+            "incidents",
+            "incident_id,title,started_at,ended_at,affected_route",
+            "{uid}_i,t,2026-11-20T10:00:00Z,,",
+            "missing affected_route",
+        ),
+        (
+            "incidents",
+            "incident_id,title,started_at,ended_at,affected_route",
+            "{uid}_i,t,2026-11-20T10:00:00Z,soon,/v1/x",
+            "unparsable timestamp",
+        ),
         ("endpoints", "route,feature_name,promoted,docs_url", ",f,true,", "missing route"),
         ("endpoints", "route,feature_name,promoted,docs_url", "/v1/{uid},f,maybe,", "bad promoted"),
-        ("developers", "developer_id,email,monthly_quota,marketing_opt_in",
-         "{uid}_d,a@example.com,lots,true", "bad monthly_quota"),
-        ("developers", "developer_id,email,monthly_quota,marketing_opt_in",
-         "{uid}_d,a@example.com,10,perhaps", "bad marketing_opt_in"),
-        ("developers", "developer_id,email,monthly_quota,marketing_opt_in",
-         ",a@example.com,10,true", "missing developer_id"),
+        (
+            "developers",
+            "developer_id,email,monthly_quota,marketing_opt_in",
+            "{uid}_d,a@example.com,lots,true",
+            "bad monthly_quota",
+        ),
+        (
+            "developers",
+            "developer_id,email,monthly_quota,marketing_opt_in",
+            "{uid}_d,a@example.com,10,perhaps",
+            "bad marketing_opt_in",
+        ),
+        (
+            "developers",
+            "developer_id,email,monthly_quota,marketing_opt_in",
+            ",a@example.com,10,true",
+            "missing developer_id",
+        ),
     ],
 )
 def test_table_rejects(raw_engine, write, uid, kind, header, bad, reason):

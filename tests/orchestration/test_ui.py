@@ -142,7 +142,7 @@ def test_ui_shows_asset_graph_and_latest_sync_metadata(ui, pipeline, instance, t
     members = latest.asset_materialization.metadata["members"].value
     profile = tmp_path / "chromium-profile"
 
-    lineage_url = f"{ui}/assets/{key.to_user_string()}?view=lineage&lineageScope=upstream"
+    lineage_url = f"{ui}/assets/{key.to_user_string()}?view=lineage&lineageScope=upstream&lineageDepth=10"
     graph_png = tmp_path / "asset-graph.png"
     shot = _chromium(profile, f"--screenshot={graph_png}", lineage_url)
     assert graph_png.exists() and graph_png.stat().st_size > 20_000, shot.stderr[-2000:]

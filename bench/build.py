@@ -1,0 +1,350 @@
+"""Bench: the full dbt build against a hand-written floor, and an incremental run after one day.
+
+    python bench/build.py                       # 10,000,000 events, 20,000 developers, 60 days
+    python bench/build.py --events 1000000 --developers 2000
+
+In its own embedded PostgreSQL (pgserver, in a temp dir), it generates the events directly in SQL
+(one INSERT per day, so rows land in time order as real loads do), then prints:
+
+1. the full `dbt build` (every model and test, --full-refresh) against the floor: one
+   hand-written query aggregating the same events to developer x day with the fact's measures
+   (counts by status class, 429s, p50/p95 latency, bytes, first/last call), materialised the
+   way dbt materialises a table. Goal: build <= 1.5 x floor.
+2. after one more day of events (about 1/60 of the data), an incremental `dbt build`: the sum
+   of model execution times from run_results.json as a ratio to the full build's. Goal <= 0.10.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import tempfile
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import sqlalchemy as sa  # noqa: E402
+
+log = logging.getLogger("bench.build")
+
+ROUTES = [
+    # (path prefix, id kind, weight): id kind n = numeric id, h = hex token, - = none
+    ("/v1/messages", "-", 18),
+    ("/v1/messages/", "h", 10),
+    ("/v1/users/", "n", 14),
+    ("/v1/users/me", "-", 6),
+    ("/v1/payments/", "n", 9),
+    ("/v1/payments", "-", 5),
+    ("/v1/search", "-", 8),
+    ("/v1/orders/", "n", 8),
+    ("/v1/files/", "h", 4),
+    ("/v1/webhooks", "-", 3),
+    ("/v1/webhooks/", "n", 2),
+    ("/v1/sessions/", "h", 5),
+    ("/v1/usage", "-", 4),
+    ("/v1/batch", "-", 2),
+    ("/v0/status", "-", 2),
+]
+PROMOTED = ["/v1/webhooks", "/v1/batch", "/v1/files/{id}"]
+
+FLOOR_SQL = """
+create table bench.floor_daily_usage as
+select
+    developer_id,
+    cast(timezone('UTC', occurred_at) as date) as usage_date,
+    count(*) as events,
+    count(case when status_code < 400 then 1 end) as successful_events,
+    count(case when status_code between 400 and 499 then 1 end) as client_error_events,
+    count(case when status_code >= 500 then 1 end) as server_error_events,
+    count(case when status_code = 429 then 1 end) as events_429,
+    count(case when environment = 'production' then 1 end) as production_environment_events,
+    count(case when environment = 'sandbox' then 1 end) as sandbox_environment_events,
+    percentile_cont(0.5) within group (order by latency_ms) as latency_p50_ms,
+    percentile_cont(0.95) within group (order by latency_ms) as latency_p95_ms,
+    sum(request_bytes) as request_bytes,
+    sum(response_bytes) as response_bytes,
+    min(occurred_at) as first_event_at,
+    min(case when status_code < 400 then occurred_at end) as first_success_at,
+    max(occurred_at) as last_event_at
+from raw.api_events
+where occurred_at < :end_at
+group by 1, 2
+"""
+
+
+def _route_case() -> str:
+    """SQL picking a path from ROUTES by weight, from a uniform r in [0, 1)."""
+    total = sum(w for _, _, w in ROUTES)
+    parts, acc = [], 0
+    for prefix, kind, weight in ROUTES:
+        acc += weight
+        if kind == "n":
+            path = f"'{prefix}' || (dev * 13 + (k % 25))"
+        elif kind == "h":
+            path = f"'{prefix}' || substr(md5(dev::text || '-' || (k % 6)), 1, 24)"
+        else:
+            path = f"'{prefix}'"
+        parts.append(f"when r < {acc / total:.6f} then {path}")
+    return "case " + " ".join(parts) + f" else '{ROUTES[0][0]}' end"
+
+
+def generate(engine: sa.Engine, events: int, developers: int, days: int, as_of: date) -> int:
+    """Developers, endpoints, incidents and `events` API calls over `days` days ending on as_of."""
+    start = as_of - timedelta(days=days - 1)
+    active = max(1, int(developers * 0.7))  # 30% never call
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "insert into raw.load_batches (kind, path, checksum, format, status) "
+                "values ('api_events', 'bench', 'bench', 'jsonl', 'loaded')"
+            )
+        )
+        conn.execute(
+            sa.text(
+                """
+                insert into raw.developers (
+                    developer_id, email, name, company_id, company_name, role, signed_up_at,
+                    plan, monthly_quota, timezone, marketing_opt_in, batch_id, line_number
+                )
+                select
+                    'dev_' || i, 'dev' || i || '@example.com', 'Developer ' || i, 'cmp_' || (i / 3),
+                    'Company ' || (i / 3),
+                    (array['engineering', 'product', 'marketing', '', 'executive',
+                           'Customer Success', 'support', 'sales'])[1 + i % 8],
+                    -- heavy callers (low ids) signed up before the window, the rest during it
+                    cast(:start as timestamptz) - interval '20 days'
+                        + (i::float / :devs) * (:days + 20) * interval '1 day',
+                    (array['free', 'startup', 'growth'])[1 + i % 3],
+                    case when i % 3 = 1 then 20000 when i % 3 = 2 then 1000000 end,
+                    'UTC', i % 4 != 0, 1, i
+                from generate_series(0, :devs - 1) as i
+                """
+            ),
+            {"start": start, "devs": developers, "days": days},
+        )
+        for n, (prefix, kind, _) in enumerate(ROUTES):
+            route = prefix + ("{id}" if kind != "-" else "")
+            conn.execute(
+                sa.text(
+                    "insert into raw.endpoints (route, feature_name, promoted, docs_url, batch_id,"
+                    " line_number) values (:r, :f, :p, :d, 1, :n)"
+                ),
+                {
+                    "r": route,
+                    "f": route.split("/")[2].title(),
+                    "p": route in PROMOTED,
+                    "d": f"https://docs.example.com{prefix}",
+                    "n": n,
+                },
+            )
+        for n, (day_offset, route) in enumerate(
+            [(3, "/v1/payments/{id}"), (1, "/v1/messages"), (0, "/v1/webhooks/%")]
+        ):
+            conn.execute(
+                sa.text(
+                    "insert into raw.incidents (incident_id, title, started_at, ended_at,"
+                    " affected_route, batch_id, line_number)"
+                    " values (:id, :t, cast(:s as timestamptz),"
+                    " cast(:s as timestamptz) + interval '45 minutes',"
+                    " :r, 1, :n)"
+                ),
+                {
+                    "id": f"INC-{n}",
+                    "t": f"Incident {n}",
+                    "s": f"{as_of - timedelta(days=day_offset)}T10:00:00+00:00",
+                    "r": route,
+                    "n": n,
+                },
+            )
+    total = 0
+    per_day = events // days
+    for offset in range(days):
+        total += insert_day(engine, start + timedelta(days=offset), per_day, developers, active)
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(sa.text("vacuum analyze raw.api_events"))
+        conn.execute(sa.text("vacuum analyze raw.developers"))
+    return total
+
+
+def insert_day(engine: sa.Engine, day: date, n: int, developers: int, active: int) -> int:
+    """n calls on one UTC day, skewed: a few developers make most of them (power-law ids)."""
+    sql = f"""
+    insert into raw.api_events (
+        event_id, occurred_at, developer_id, company_id, method, path, status_code, latency_ms,
+        request_bytes, response_bytes, environment, api_key_id, user_agent, ip, extras, batch_id
+    )
+    select
+        'evt_' || :day_key || '_' || k,
+        ts,
+        'dev_' || dev,
+        'cmp_' || (dev / 3),
+        case when r2 < 0.7 then 'GET' else 'POST' end,
+        path || case when r2 < 0.15 then '?page=' || (k % 5) else '' end,
+        case
+            when r3 < 0.02 then 429 when r3 < 0.05 then 404 when r3 < 0.06 then 401
+            when r3 < 0.075 then 500 else 200
+        end,
+        round((20 + power(r2, 3) * 900)::numeric, 1),
+        (r2 * 2000)::int,
+        (r3 * 20000)::int,
+        case when dev < :devs / 100 then 'production' else 'sandbox' end,
+        'key_' || dev,
+        'bench/1.0',
+        '192.0.2.' || (dev % 250),
+        null,
+        1
+    from (
+        select
+            k, dev, r, r2, r3,
+            cast(:day as timestamptz) + (k::float / :n) * interval '1 day' as ts,
+            {_route_case()} as path
+        from (
+            select
+                k,
+                floor(power(random(), 4) * :active)::int as dev,
+                random() as r, random() as r2, random() as r3
+            from generate_series(1, :n) as k
+        ) as picked
+    ) as calls
+    -- nobody calls before signing up
+    where ts >= cast(:start as timestamptz) - interval '20 days'
+        + (dev::float / :devs) * (:days + 20) * interval '1 day'
+    order by ts
+    """
+    params = {
+        "day": f"{day}T00:00:00+00:00",
+        "day_key": day.strftime("%Y%m%d"),
+        "n": n,
+        "devs": developers,
+        "active": active,
+        "start": _START[0],
+        "days": _START[1],
+    }
+    with engine.begin() as conn:
+        return conn.execute(sa.text(sql), params).rowcount
+
+
+_START: list = [None, None]  # (first day, days) of the generated window; insert_day needs it
+
+
+def model_seconds(target: Path) -> tuple[float, int]:
+    """Sum of model execution times in the last run_results.json, and the number of models."""
+    results = json.loads((target / "run_results.json").read_text())["results"]
+    models = [r for r in results if r["unique_id"].startswith("model.")]
+    return sum(r["execution_time"] for r in models), len(models)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=10_000_000)
+    parser.add_argument("--developers", type=int, default=20_000)
+    parser.add_argument("--days", type=int, default=60)
+    parser.add_argument("--keep", action="store_true", help="Keep the temp PostgreSQL dir.")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+
+    import pgserver
+
+    from ingest.schema import ensure_raw_schema
+    from onramp.dbt import run_dbt
+
+    work = Path(tempfile.mkdtemp(prefix="onramp-bench-"))
+    server = pgserver.get_server(work / "pg", cleanup_mode=None if args.keep else "delete")
+    os.environ.update(
+        {
+            "ONRAMP_HOME": str(work),
+            "ONRAMP_DATABASE_URL": server.get_uri("postgres"),
+            "DBT_TARGET_PATH": str(work / "target"),
+            "DBT_LOG_PATH": str(work / "logs"),
+        }
+    )
+    target = work / "target"
+    from onramp.warehouse import get_engine
+
+    engine = get_engine()
+    try:
+        ensure_raw_schema(engine)
+        as_of = date.today() - timedelta(days=2)
+        _START[0] = as_of - timedelta(days=args.days - 1)
+        _START[1] = args.days
+        print(
+            f"generating {args.events:,} events, {args.developers:,} developers, "
+            f"{args.days} days in {work} ..."
+        )
+        started = time.monotonic()
+        total = generate(engine, args.events, args.developers, args.days, as_of)
+        print(f"  {total:,} events in {time.monotonic() - started:.0f} s")
+
+        end_at = f"{as_of + timedelta(days=1)}T00:00:00+00:00"
+        with engine.begin() as conn:
+            conn.execute(sa.text("create schema if not exists bench"))
+            conn.execute(sa.text("select count(*) from raw.api_events"))  # warm the cache
+        floors = []
+        for _ in range(2):
+            with engine.begin() as conn:
+                conn.execute(sa.text("drop table if exists bench.floor_daily_usage"))
+                t0 = time.monotonic()
+                conn.execute(sa.text(FLOOR_SQL), {"end_at": end_at})
+                floors.append(time.monotonic() - t0)
+        floor = min(floors)
+
+        t0 = time.monotonic()
+        full = run_dbt(["build", "--full-refresh"], as_of=as_of)
+        full_wall = time.monotonic() - t0
+        full_models, n_models = model_seconds(target)
+
+        extra = insert_day(
+            engine,
+            as_of + timedelta(days=1),
+            total // args.days,
+            args.developers,
+            max(1, int(args.developers * 0.7)),
+        )
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(sa.text("analyze raw.api_events"))
+        t0 = time.monotonic()
+        run_dbt(["build"], as_of=as_of + timedelta(days=1))
+        incr_wall = time.monotonic() - t0
+        incr_models, _ = model_seconds(target)
+
+        with engine.connect() as conn:
+            dev_days = conn.execute(
+                sa.text("select count(*) from marts.fct_developer_daily_usage")
+            ).scalar_one()
+        print(
+            f"floor (hand-written developer x day aggregate): {floor:.1f} s (runs: "
+            + ", ".join(f"{f:.1f}" for f in floors)
+            + ")"
+        )
+        print(
+            f"full dbt build ({n_models} models, {full.tests_passed} tests passed, "
+            f"{full.tests_failed} failed): {full_wall:.1f} s wall, "
+            f"{full_models:.1f} s model time; {dev_days:,} developer-days"
+        )
+        print(f"  full build / floor = {full_wall / floor:.2f}  (goal <= 1.5)")
+        print(
+            f"incremental dbt build after one more day ({extra:,} events): {incr_wall:.1f} s "
+            f"wall, {incr_models:.2f} s model time"
+        )
+        print(f"  incremental / full model time = {incr_models / full_models:.3f}  (goal <= 0.10)")
+        results = json.loads((target / "run_results.json").read_text())["results"]
+        slow = sorted(results, key=lambda r: -r["execution_time"])[:5]
+        print(
+            "  slowest nodes of the incremental run: "
+            + ", ".join(f"{r['unique_id'].split('.')[-1]} {r['execution_time']:.2f}s" for r in slow)
+        )
+        return 0
+    finally:
+        engine.dispose()
+        if not args.keep:
+            server.cleanup()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

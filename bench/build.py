@@ -298,6 +298,7 @@ def main() -> int:
         full = run_dbt(["build", "--full-refresh"], as_of=as_of)
         full_wall = time.monotonic() - t0
         full_models, n_models = model_seconds(target)
+        full_results = json.loads((target / "run_results.json").read_text())["results"]
 
         extra = insert_day(
             engine,
@@ -334,11 +335,12 @@ def main() -> int:
         )
         print(f"  incremental / full model time = {incr_models / full_models:.3f}  (goal <= 0.10)")
         results = json.loads((target / "run_results.json").read_text())["results"]
-        slow = sorted(results, key=lambda r: -r["execution_time"])[:5]
-        print(
-            "  slowest nodes of the incremental run: "
-            + ", ".join(f"{r['unique_id'].split('.')[-1]} {r['execution_time']:.2f}s" for r in slow)
-        )
+        for label, res in (("full", full_results), ("incremental", results)):
+            slow = sorted(res, key=lambda r: -r["execution_time"])[:8]
+            names = ", ".join(
+                f"{r['unique_id'].split('.')[2]} {r['execution_time']:.2f}s" for r in slow
+            )
+            print(f"  slowest nodes of the {label} build: {names}")
         return 0
     finally:
         engine.dispose()

@@ -21,10 +21,12 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from queue import Queue
 from typing import Any
 
 import psycopg
 import sqlalchemy as sa
+from psycopg.copy import QueuedLibpqWriter
 
 from ingest import parsers
 from ingest.sources import Source
@@ -166,6 +168,18 @@ class RejectSpool:
 
 
 # -- loading -------------------------------------------------------------------------------------
+class _BoundedQueuedWriter(QueuedLibpqWriter):
+    """psycopg's threaded COPY writer with a short queue.
+
+    The stock queue holds 1024 buffers, so a parser faster than the server could buffer most of
+    a big file in memory; 32 buffers (a few MB) keep the pipeline busy and memory flat.
+    """
+
+    def __init__(self, cursor: psycopg.Cursor) -> None:
+        super().__init__(cursor)
+        self._queue: Queue[Any] = Queue(maxsize=32)
+
+
 def _copy_lines(cur: psycopg.Cursor, table: str, parsed: Iterable[Any]) -> int:
     """COPY a parser's output into `table`; returns the number of rows sent.
 
@@ -180,7 +194,10 @@ def _copy_lines(cur: psycopg.Cursor, table: str, parsed: Iterable[Any]) -> int:
     sent = 0
     buf: list[str] = []
     size = 0
-    with cur.copy(f"copy {table} ({', '.join(columns)}) from stdin {parsers.COPY_OPTIONS}") as copy:
+    # A writer thread sends while this thread parses the next chunk: parsing and the server's
+    # COPY work overlap instead of taking turns.
+    sql = f"copy {table} ({', '.join(columns)}) from stdin {parsers.COPY_OPTIONS}"
+    with cur.copy(sql, writer=_BoundedQueuedWriter(cur)) as copy:
         for piece in it:
             buf.append(piece)
             size += len(piece)

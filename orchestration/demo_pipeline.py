@@ -9,6 +9,7 @@ the same as-of date writes no new email: email_sync's ledger already holds every
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -48,6 +49,7 @@ class DemoResult:
     segments: dict[str, int] = field(default_factory=dict)  # segment -> members (every seg_ table)
     syncs: dict[str, dict[str, Any]] = field(default_factory=dict)  # segment -> counts + flags
     dry_run: bool = False
+    log_path: Path | None = None  # dbt's console output of the run, when quiet
 
     @property
     def emails_sent(self) -> int:
@@ -191,12 +193,15 @@ def run_demo_pipeline(
     dry_run: bool = False,
     instance: Any = None,
     log_level: str = "WARNING",
+    quiet: bool = True,
 ) -> DemoResult:
     """Generate sample data into the landing folder and materialize the whole asset graph.
 
     Settings come from the environment, as for every asset of the run (`Settings.from_env()`).
     `instance`: a DagsterInstance; default the local one in the settings' Dagster folder.
     `log_level`: of Dagster's console log for the run (the run's full log is in the instance).
+    `quiet`: dagster-dbt echoes every dbt event to stdout; keep it in
+    `$ONRAMP_HOME/logs/demo-dbt.log` instead, so the demo prints only its own summary.
     Raises OnrampError with one line when the run fails.
     """
     from dagster import DagsterInstance
@@ -220,13 +225,20 @@ def run_demo_pipeline(
     own_instance = instance is None
     if own_instance:
         instance = DagsterInstance.from_config(str(ensure_dagster_home(settings)))
+    log_path = settings.home / "logs" / "demo-dbt.log" if quiet else None
     try:
-        result = _execute(instance, as_of, dry_run, log_level)
+        with contextlib.ExitStack() as stack:
+            if log_path is not None:
+                log_path.parent.mkdir(parents=True, exist_ok=True)
+                out = stack.enter_context(log_path.open("w", encoding="utf-8"))
+                stack.enter_context(contextlib.redirect_stdout(out))
+            result = _execute(instance, as_of, dry_run, log_level)
     finally:
         if own_instance:
             instance.dispose()
     if not result.success:
-        raise OnrampError(f"pipeline run {result.run_id} failed: {_failure_line(result)}")
+        where = f" (dbt output in {log_path})" if log_path else ""
+        raise OnrampError(f"pipeline run {result.run_id} failed: {_failure_line(result)}{where}")
 
     demo = DemoResult(
         as_of=as_of,
@@ -237,6 +249,7 @@ def run_demo_pipeline(
         generate_seconds=generate_seconds,
         generated=generated,
         dry_run=dry_run,
+        log_path=log_path,
     )
     for event in result.materializations:
         key = event.asset_key.to_user_string()

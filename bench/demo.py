@@ -1,0 +1,171 @@
+"""Bench: the demo pipeline through Dagster against the sum of its parts run directly.
+
+    python bench/demo.py                      # the demo default: 300 developers, 45 days
+    python bench/demo.py --developers 60 --days 20
+
+One sample data set is generated once (not timed) and copied into two fresh ONRAMP_HOMEs, each
+with its own embedded PostgreSQL (started before timing). Each variant then runs in a fresh Python
+process, timed from process start to exit, so import and definition-loading costs count:
+
+- dagster: `run_demo_pipeline` (what `onramp demo` calls): one in-process Dagster run of
+  build_and_sync: raw loads, `dbt build` via dagster-dbt, every segment sync, asset checks,
+  materialization metadata, run storage in the local instance;
+- direct: the same work without Dagster: `load_manifest_dir`, `run_dbt(["build"])` (dbt in
+  process) and `sync_all` over the manifest's segment specs.
+
+Both must write the same number of emails. Prints both times, the phases, and the ratio
+dagster / direct. Goal: Dagster adds <= 30% (ratio <= 1.30).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from datetime import date
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+AS_OF = date(2026, 11, 26)
+GOAL = 1.30
+
+DAGSTER_VARIANT = """
+import json, sys, time
+t0 = time.perf_counter()
+from datetime import date
+from orchestration.demo_pipeline import run_demo_pipeline
+t1 = time.perf_counter()
+demo = run_demo_pipeline(date.fromisoformat(sys.argv[2]), developers=int(sys.argv[3]),
+                         days=int(sys.argv[4]), seed=int(sys.argv[5]))
+t2 = time.perf_counter()
+assert not demo.generated, "the sample should have been prepared before timing"
+json.dump({"import": t1 - t0, "run": demo.seconds, "definitions_and_rest": t2 - t1 - demo.seconds,
+           "emails": demo.emails_sent}, open(sys.argv[1], "w"))
+"""
+
+DIRECT_VARIANT = """
+import json, sys, time
+t0 = time.perf_counter()
+from datetime import date
+from email_sync.specs import load_segment_specs
+from email_sync.sync import sync_all
+from ingest.loader import load_manifest_dir
+from ingest.schema import ensure_raw_schema
+from onramp.dbt import manifest_path, run_dbt
+from onramp.settings import Settings
+from onramp.warehouse import get_engine
+t1 = time.perf_counter()
+as_of = date.fromisoformat(sys.argv[2])
+settings = Settings.from_env()
+engine = get_engine(settings)
+ensure_raw_schema(engine)
+load_manifest_dir(engine, settings.landing_dir / "sample")
+t2 = time.perf_counter()
+run_dbt(["build"], as_of=as_of)
+t3 = time.perf_counter()
+results = sync_all(engine, settings, load_segment_specs(manifest_path()), as_of)
+t4 = time.perf_counter()
+errors = [str(r) for r in results if isinstance(r, Exception)]
+assert not errors, errors
+json.dump({"import": t1 - t0, "load": t2 - t1, "dbt_build": t3 - t2, "sync": t4 - t3,
+           "emails": sum(r.sent for r in results)}, open(sys.argv[1], "w"))
+"""
+
+
+def _start_postgres(home: Path):
+    import pgserver
+
+    warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")
+    server = pgserver.get_server(home / "postgres", cleanup_mode="stop")
+    return server, server.get_uri("postgres")
+
+
+def _run_variant(code: str, home: Path, url: str, args: argparse.Namespace) -> dict:
+    env = dict(os.environ)
+    for key in ("DAGSTER_HOME", "ONRAMP_LANDING_DIR", "ONRAMP_SCHEDULES"):
+        env.pop(key, None)
+    env.update(
+        {
+            "ONRAMP_HOME": str(home),
+            "ONRAMP_DATABASE_URL": url,
+            "ONRAMP_EMAIL_PROVIDER": "outbox",
+            "PYTHONPATH": str(REPO),
+        }
+    )
+    out = home / "result.json"
+    log = home / "variant.log"
+    started = time.perf_counter()
+    with log.open("wb") as sink:
+        done = subprocess.run(
+            [sys.executable, "-c", code, str(out), AS_OF.isoformat(),
+             str(args.developers), str(args.days), str(args.seed)],
+            cwd=REPO, env=env, stdout=sink, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    wall = time.perf_counter() - started
+    if done.returncode != 0:
+        tail = log.read_text(errors="replace")[-3000:]
+        raise SystemExit(f"variant failed (exit {done.returncode}), log {log}:\n{tail}")
+    result = json.loads(out.read_text())
+    result["wall"] = wall
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--developers", type=int, default=300)
+    parser.add_argument("--days", type=int, default=45)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--keep", action="store_true", help="keep the temporary homes")
+    args = parser.parse_args()
+
+    from ingest.sample_data import generate
+
+    root = Path(tempfile.mkdtemp(prefix="onramp-bench-demo-"))
+    servers = []
+    try:
+        sample = root / "sample"
+        print(f"generating {args.developers} developers x {args.days} days (not timed) ...")
+        generate(sample, developers=args.developers, days=args.days, seed=args.seed, as_of=AS_OF)
+        events = json.loads((sample / "manifest.json").read_text())["events"]["distinct"]
+        results = {}
+        for name, code in (("direct", DIRECT_VARIANT), ("dagster", DAGSTER_VARIANT)):
+            home = root / name
+            shutil.copytree(sample, home / "landing" / "sample")
+            server, url = _start_postgres(home)
+            servers.append(server)
+            print(f"running {name} ...", flush=True)
+            results[name] = _run_variant(code, home, url, args)
+    finally:
+        for server in servers:
+            server.cleanup()
+        if not args.keep:
+            shutil.rmtree(root, ignore_errors=True)
+
+    direct, dagster = results["direct"], results["dagster"]
+    if direct["emails"] != dagster["emails"]:
+        raise SystemExit(f"different work: direct sent {direct['emails']} emails, "
+                         f"dagster {dagster['emails']}")  # fmt: skip
+    ratio = dagster["wall"] / direct["wall"]
+    print(f"\ndemo pipeline on {events:,} events, {direct['emails']} emails each way")
+    print(
+        f"  direct  {direct['wall']:7.1f} s  (imports {direct['import']:.1f}, load "
+        f"{direct['load']:.1f}, dbt build {direct['dbt_build']:.1f}, sync {direct['sync']:.1f})"
+    )
+    print(
+        f"  dagster {dagster['wall']:7.1f} s  (imports {dagster['import']:.1f}, run "
+        f"{dagster['run']:.1f}, definitions + summary {dagster['definitions_and_rest']:.1f})"
+    )
+    verdict = "ok" if ratio <= GOAL else "over goal"
+    print(f"  ratio dagster / direct: {ratio:.2f}  (goal <= {GOAL:.2f}: {verdict})")
+
+
+if __name__ == "__main__":
+    main()

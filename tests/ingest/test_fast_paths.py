@@ -1,0 +1,145 @@
+"""The block fast paths give exactly the rows of the general path, or step aside.
+
+A fast path that accepted a row the general path would change (or reject) would load wrong data
+silently; these tests hold each accepted row to the general path's output.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ingest import parsers
+from ingest.parsers import EVENT_COLUMNS, CsvFast, JsonFast, event_line
+
+NUMERIC = {"status_code", "latency_ms", "request_bytes", "response_bytes"}
+
+
+def normalised(line: str) -> list[object]:
+    """COPY text -> values, numbers compared as numbers (12 and 12.0 are the same double)."""
+    fields = line.rstrip("\n").split("\t")
+    out: list[object] = []
+    for name, value in zip((*EVENT_COLUMNS, "extras", "batch"), fields, strict=True):
+        out.append(float(value) if name in NUMERIC and value else value)
+    return out
+
+
+BASE = {
+    "event_id": "e1",
+    "occurred_at": "2026-11-20T10:00:00.123Z",
+    "developer_id": "dev_1",
+    "company_id": "co_1",
+    "method": "GET",
+    "path": "/v1/{id}/x?q=caf%C3%A9&b=1",
+    "status_code": 200,
+    "latency_ms": 12.5,
+    "request_bytes": 10,
+    "response_bytes": 2048,
+    "environment": "production",
+    "api_key_id": "key_1",
+    "user_agent": "café/1.0 (X11, Linux)",
+    "ip": "10.0.0.1",
+}
+
+ACCEPTED = [
+    {},
+    {"latency_ms": 12, "request_bytes": None, "response_bytes": 0},
+    {"company_id": None, "method": None, "environment": None, "ip": ""},
+    {"occurred_at": "2026-11-20 10:00:00+02:00"},
+    {"occurred_at": "2026-12-31T23:59:59.999999-0530"},
+    {"latency_ms": 0.0001},
+    {"path": "null", "user_agent": "None"},
+]
+REFUSED = [
+    {"method": "get"},
+    {"environment": "prod"},
+    {"status_code": "200"},
+    {"status_code": 999},
+    {"status_code": True},
+    {"latency_ms": -1},
+    {"occurred_at": "2024-02-29T10:00:00Z"},
+    {"occurred_at": "2026-11-20x10:00:00"},
+    {"occurred_at": "20261120T100000Z"},
+    {"path": "tab\there"},
+    {"path": "back\\slash"},
+    {"event_id": ""},
+    {"developer_id": None},
+    {"developer_id": 7},
+    {"request_bytes": 1.5},
+    {"extra": 1},
+]
+
+
+def json_line(change: dict[str, object]) -> str:
+    row = {**BASE, **change}
+    return json.dumps({k: v for k, v in row.items() if v != "DROP"}, ensure_ascii=False)
+
+
+def general(line: str) -> str | None:
+    out = parsers._json_event(1, line, None, lambda *a: None, "7")
+    return out
+
+
+@pytest.mark.parametrize("change", ACCEPTED, ids=str)
+def test_json_fast_path_agrees_with_general_path(change):
+    line = json_line(change)
+    fast = JsonFast(list(BASE), "7").convert(line + "\n")
+    assert fast is not None
+    assert normalised(fast) == normalised(general(line))
+
+
+@pytest.mark.parametrize("change", REFUSED, ids=str)
+def test_json_fast_path_steps_aside(change):
+    assert JsonFast(list(BASE), "7").convert(json_line(change) + "\n") is None
+
+
+def test_json_fast_path_needs_every_line_to_fit():
+    good = json_line({})
+    block = "\n".join([good, good, json_line({"method": "post"}), good]) + "\n"
+    assert JsonFast(list(BASE), "7").convert(block) is None
+    assert JsonFast(list(BASE), "7").convert(good + "\n" + good + "\n").count("\n") == 2
+
+
+def csv_line(change: dict[str, object]) -> str:
+    row = {**BASE, "user_agent": "curl/8", **change}
+    return ",".join("" if row[c] is None else str(row[c]) for c in EVENT_COLUMNS)
+
+
+CSV_ACCEPTED = [
+    {"user_agent": "curl/8"},
+    {"company_id": None, "latency_ms": None, "environment": None, "method": None},
+    {"occurred_at": "2026-11-20 10:00:00"},
+    {"latency_ms": 7, "user_agent": "café"},
+]
+CSV_REFUSED = [
+    {"user_agent": "a, b"},
+    {"method": "get"},
+    {"environment": "live"},
+    {"status_code": 99},
+    {"latency_ms": "1e3"},
+    {"request_bytes": "1_000"},
+    {"occurred_at": "2026-11-31T10:00:00Z"},
+    {"occurred_at": "2026-11-20T25:00:00Z"},
+    {"path": 'say "hi"'},
+    {"path": "a\\b"},
+    {"event_id": None},
+]
+
+
+@pytest.mark.parametrize("change", CSV_ACCEPTED, ids=str)
+def test_csv_fast_path_agrees_with_general_path(change):
+    fast = CsvFast(list(EVENT_COLUMNS), "7")
+    line = csv_line(change)
+    match = fast.match(line + "\n")
+    assert match is not None and match.end() == len(line) + 1
+    values = [None if v == "" else v for v in line.split(",")]
+    expected = event_line(values, None, False, "7")
+    assert normalised(fast.convert(line + "\n")) == normalised(expected)
+
+
+@pytest.mark.parametrize("change", CSV_REFUSED, ids=str)
+def test_csv_fast_path_steps_aside(change):
+    line = csv_line(change)
+    match = CsvFast(list(EVENT_COLUMNS), "7").match(line + "\n")
+    assert match is None or match.end() == 0

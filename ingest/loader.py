@@ -5,10 +5,12 @@ Why it is shaped like this:
   so a crash (or a kill) mid-file leaves nothing of that file behind and a rerun loads it whole.
 - Idempotent twice over: a file whose sha256 was loaded before is skipped, and an API event whose
   event_id is already in raw.api_events adds nothing.
-- Fast: events are first COPYed straight into raw.api_events under a savepoint, overlapping
-  Python parsing with the server's work. Only when that hits a duplicate event_id is the file
+- Fast: the parsers turn whole blocks of regular rows into COPY text at C speed (parsers.py),
+  a writer thread sends one chunk while the next is parsed, and events are first COPYed straight
+  into raw.api_events under a savepoint. Only when that hits a duplicate event_id is the file
   parsed again into a temporary table and merged with `on conflict do nothing`, which costs about
   twice as much but is needed only for files that overlap what is loaded.
+- Flat memory: files are read in 1 MB chunks, rejects spool to disk, the COPY queue is bounded.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import sqlalchemy as sa
 from psycopg.copy import QueuedLibpqWriter
 
 from ingest import parsers
+from ingest.schema import ensure_raw_schema
 from ingest.sources import Source
 from onramp.errors import OnrampError
 
@@ -453,6 +456,7 @@ def load_paths(
     except ValueError as exc:
         raise LoadError(str(exc)) from exc
     formats = [_resolve_format(kind, path, fmt) for path in paths]
+    ensure_raw_schema(engine)  # cheap when it exists; callers need not remember it
     return [
         load_file(engine, kind, path, f, caller, progress)
         for path, f in zip(paths, formats, strict=True)

@@ -990,7 +990,7 @@ def moesif_objects(source: Source, reject: RejectFn) -> Iterator[tuple[int, Any,
             # Reject up to the end of the line and resume after it.
             nl = buf.find("\n", pos)
             stop = len(buf) if nl < 0 else nl
-            reject(lineno, "malformed JSON", buf[pos:stop][:65536])
+            reject(lineno, "malformed JSON", buf[pos:stop].rstrip().removesuffix(",")[:65536])
             pos = stop
             continue
         text = buf[pos:end]

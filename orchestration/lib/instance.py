@@ -45,6 +45,11 @@ concurrency:
           applyLimitPerUniqueValue: true
         limit: 1
 
+run_monitoring:
+  # The daemon marks runs whose process died as failed and frees the pool slots they held.
+  enabled: true
+  free_slots_after_run_end_seconds: 60
+
 run_retries:
   enabled: false
 """

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from datetime import UTC, datetime
 
@@ -342,3 +343,31 @@ def test_developers_incidents_endpoints(raw_engine, write, uid):
 def test_format_detection(write, kind, name, content, expected):
     path = write(name, content, gz=name.endswith(".gz"))
     assert detect_format(kind, path) == expected
+
+
+def test_moesif_array_with_a_broken_element_and_a_truncated_gzip(raw_engine, write, uid):
+    def item(i: int) -> str:
+        return json.dumps(
+            {
+                "request": {"time": f"2026-11-20T10:{i // 60:02d}:{i % 60:02d}Z", "uri": "/v1/a"},
+                "response": {"time": f"2026-11-20T10:{i // 60:02d}:{i % 60:02d}.1Z", "status": 200},
+                "user_id": f"{uid}_dev",
+                "transaction_id": f"{uid}-{i}",
+            }
+        )
+
+    body = [item(i) for i in range(3000)]
+    body[1] = '{"request": {"time": "2026-11-20T10:00:01Z", "verb": GET}}'  # not JSON
+    text = "[\n" + ",\n".join(body) + "\n]\n"
+    [whole] = load_paths(raw_engine, "api-events", [write("moesif.json", text)])
+    assert (whole.rows_loaded, whole.rows_rejected) == (2999, 1)
+    assert rejects(raw_engine, whole.batch_id) == [(3, "malformed JSON", body[1])]
+
+    uid2 = uid + "z"
+    text2 = text.replace(uid, uid2)
+    data = gzip.compress(text2.encode())
+    [cut] = load_paths(raw_engine, "api-events", [write("moesif2.json.gz", data[: len(data) // 2])])
+    assert 0 < cut.rows_loaded < 2999
+    reasons = [r[1] for r in rejects(raw_engine, cut.batch_id)]
+    assert reasons[-1] == "truncated gzip" and cut.rows_rejected == len(reasons)
+    assert len(events(raw_engine, uid2)) == cut.rows_loaded

@@ -229,3 +229,48 @@ def test_freshness_gate_holds_back_a_stale_segment_until_events_are_fresh(
     new_emails = pipeline.env.emails()
     assert len(new_emails) == before + 1
     assert address in _recipients(new_emails)
+
+
+def test_landing_sensor_run_loads_a_new_file(pipeline, instance):
+    import os
+    import time
+
+    from orchestration.definitions import defs
+    from orchestration.defs.ingest import landing_sensor
+
+    landing = pipeline.env.home / "landing"
+    late = landing / "developers-late.csv"
+    late.write_text(
+        "developer_id,email,name,company_id,company_name,role,signed_up_at,plan,"
+        "monthly_quota,timezone,marketing_opt_in\n"
+        "dev_sensor_test,sensor.test@onramp-tests.example,Sensor Test,,,engineering,"
+        "2026-11-26T10:00:00Z,free,10000,UTC,true\n"
+    )
+    past = time.time() - 120
+    os.utime(late, (past, past))
+    with dg.build_sensor_context(instance=instance) as context:
+        result = landing_sensor(context)
+    request = next(r for r in result.run_requests)
+    paths = request.run_config["ops"]["raw_developers"]["config"]["paths"]
+    assert str(late) in paths
+    run = defs.resolve_job_def("build_and_sync").execute_in_process(
+        run_config=request.run_config,
+        instance=instance,
+        asset_selection=request.asset_selection,
+        tags=request.tags,
+    )
+    assert run.success
+    loaded = {
+        e.asset_key.to_user_string(): e.materialization.metadata["rows_loaded"].value
+        for e in run.get_asset_materialization_events()
+    }
+    assert loaded["raw_developers"] == 1  # the sample's files are already loaded: skipped
+    with pipeline.env.engine.connect() as conn:
+        found = (
+            conn.execute(
+                sa.text("select email from raw.developers where developer_id = 'dev_sensor_test'")
+            )
+            .scalars()
+            .all()
+        )
+    assert found == ["sensor.test@onramp-tests.example"]

@@ -147,11 +147,16 @@ def _node_label(node: Any) -> str:
 
 
 def _first_line(text: Any) -> str:
-    for line in str(text or "").splitlines():
-        line = line.strip()
-        if line:
-            return line
-    return ""
+    """The gist of a dbt message: its first line, plus the next when the first is a title."""
+    lines = [line.strip() for line in str(text or "").splitlines() if line.strip()]
+    # "Database Error in model x (path)" only repeats the node: the reason is on the next line
+    while len(lines) > 1 and " Error in " in lines[0]:
+        lines = lines[1:]
+    if not lines:
+        return ""
+    if len(lines) > 1 and lines[0].endswith(("Error", "error")) and len(lines[0]) < 40:
+        return f"{lines[0]}: {lines[1]}"
+    return lines[0]
 
 
 def _tally(command: str, res: Any, seconds: float) -> DbtRun:

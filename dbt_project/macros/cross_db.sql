@@ -60,3 +60,16 @@
         cast({{ start_date }} as timestamp), cast({{ end_date }} as timestamp), interval '1 day'
     ) as d
 {%- endmacro %}
+
+{# Pre-hook of every model: more memory for its sorts and hashes, for this transaction only. #}
+{% macro set_work_mem() -%}
+    {{ return(adapter.dispatch('set_work_mem', 'onramp')()) }}
+{%- endmacro %}
+
+{% macro default__set_work_mem() -%}
+    {%- if var('work_mem', none) -%}
+        set local work_mem = '{{ var("work_mem") }}'
+    {%- else -%}
+        select 1
+    {%- endif -%}
+{%- endmacro %}

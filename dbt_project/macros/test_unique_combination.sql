@@ -1,8 +1,31 @@
-{# Generic test: no two rows share the same values of `columns` (the grain of a model). #}
-{% test unique_combination(model, columns) %}
+{#
+    Generic test for the grain of a model: no row has a null in `columns` and no two rows share
+    the same values of `columns` (unique + not_null in one scan). With `day_column`, an
+    incremental run checks only the days it rebuilt (incremental_lookback_days + 1 days back from
+    the as-of day), so the test costs as little as the run; a full refresh checks every row.
+#}
+{% test unique_combination(model, columns, day_column=none) %}
 
-select {{ columns | join(', ') }}
-from {{ model }}
+with
+
+scoped as (
+
+    select {{ columns | join(', ') }}
+    from {{ model }}
+    {%- if day_column is not none and not flags.FULL_REFRESH %}
+    where {{ day_column }} >= {{ as_of_minus(var('incremental_lookback_days') | int + 1) }}
+    {%- endif %}
+
+)
+
+select {{ columns | join(', ') }}, 'null key' as problem
+from scoped
+where {% for column in columns %}{{ column }} is null{{ " or " if not loop.last }}{% endfor %}
+
+union all
+
+select {{ columns | join(', ') }}, 'duplicate key' as problem
+from scoped
 group by {{ columns | join(', ') }}
 having count(*) > 1
 

@@ -1,9 +1,23 @@
 {# Day x stage for the funnel dashboard: developers in each stage, and how many entered and left it. #}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='fail',
+        pre_hook="{{ delete_from_incremental_start('stage_date') }}",
+    )
+}}
+
+{%- set start = incremental_start_date('stage_date') %}
+
 with
 
 fct_developer_stage_daily as (
 
     select * from {{ ref('fct_developer_stage_daily') }}
+    {%- if start is not none %}
+        where stage_date >= cast('{{ start }}' as date)
+    {%- endif %}
 
 ),
 

@@ -234,7 +234,7 @@ def insert_day(engine: sa.Engine, day: date, n: int, developers: int, active: in
     from (
         select
             k, dev, r, r2, r3,
-            cast(:day as timestamptz) + (k::float / :n) * interval '1 day' as ts,
+            cast(:day as timestamptz) + ((k - 1)::float / :n) * interval '1 day' as ts,
             {_route_case()} as path
         from (
             select
@@ -278,6 +278,9 @@ def main() -> int:
     parser.add_argument("--developers", type=int, default=20_000)
     parser.add_argument("--days", type=int, default=60)
     parser.add_argument("--keep", action="store_true", help="Keep the temp PostgreSQL dir.")
+    parser.add_argument(
+        "--reuse", type=Path, help="Reuse the data of an earlier --keep run (its temp dir)."
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
@@ -286,7 +289,7 @@ def main() -> int:
     from ingest.schema import ensure_raw_schema
     from onramp.dbt import run_dbt
 
-    work = Path(tempfile.mkdtemp(prefix="onramp-bench-"))
+    work = args.reuse or Path(tempfile.mkdtemp(prefix="onramp-bench-"))
     server = pgserver.get_server(work / "pg", cleanup_mode=None if args.keep else "delete")
     os.environ.update(
         {
@@ -305,13 +308,26 @@ def main() -> int:
         as_of = date.today() - timedelta(days=2)
         _START[0] = as_of - timedelta(days=args.days - 1)
         _START[1] = args.days
-        print(
-            f"generating {args.events:,} events, {args.developers:,} developers, "
-            f"{args.days} days in {work} ..."
-        )
-        started = time.monotonic()
-        total = generate(engine, args.events, args.developers, args.days, as_of)
-        print(f"  {total:,} events in {time.monotonic() - started:.0f} s")
+        if args.reuse:
+            with engine.begin() as conn:
+                for schema in ("staging", "intermediate", "marts", "segments", "bench"):
+                    conn.execute(sa.text(f"drop schema if exists {schema} cascade"))
+                conn.execute(
+                    sa.text("delete from raw.api_events where occurred_at >= :d"),
+                    {"d": f"{as_of + timedelta(days=1)}T00:00:00+00:00"},
+                )
+                total = conn.execute(sa.text("select count(*) from raw.api_events")).scalar_one()
+            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                conn.execute(sa.text("vacuum analyze raw.api_events"))
+            print(f"reusing {total:,} events in {work}")
+        else:
+            print(
+                f"generating {args.events:,} events, {args.developers:,} developers, "
+                f"{args.days} days in {work} ..."
+            )
+            started = time.monotonic()
+            total = generate(engine, args.events, args.developers, args.days, as_of)
+            print(f"  {total:,} events in {time.monotonic() - started:.0f} s")
 
         end_at = f"{as_of + timedelta(days=1)}T00:00:00+00:00"
         with engine.begin() as conn:

@@ -63,6 +63,12 @@ def ui_command_line(host: str, port: int, webserver_only: bool = False) -> list[
     ]  # fmt: skip
 
 
+def _interruptible() -> None:
+    """In the child: SIGINT back to its default, even when `onramp ui` was started in the
+    background by a shell that ignores SIGINT for background jobs (children inherit that)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", default=3000, show_default=True, type=int, help="Port of the UI.")
@@ -80,12 +86,16 @@ def ui(host: str, port: int, webserver_only: bool) -> None:
     env = ui_environment(settings)
     command = ui_command_line(host, port, webserver_only)
     click.echo(f"Dagster UI: http://{host}:{port}  (DAGSTER_HOME={env['DAGSTER_HOME']})")
-    process = subprocess.Popen(command, env=env, cwd=REPO_ROOT)
+    # Own session: a Ctrl-C reaches only `onramp ui`, which passes exactly one SIGINT on.
+    process = subprocess.Popen(
+        command, env=env, cwd=REPO_ROOT, start_new_session=True, preexec_fn=_interruptible
+    )
 
     def forward(signum: int, _frame: object) -> None:
-        # dagster dev shuts down its webserver, daemon and code server on SIGINT/SIGTERM.
+        # dagster dev shuts its webserver, daemon and code servers down cleanly on SIGINT
+        # (KeyboardInterrupt), so a SIGTERM to `onramp ui` is passed on as SIGINT.
         if process.poll() is None:
-            process.send_signal(signum)
+            process.send_signal(signal.SIGINT)
 
     previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:

@@ -186,8 +186,10 @@ def _tally(command: str, res: Any, seconds: float) -> DbtRun:
                 run.models_failed += 1
         if status in _FAILED:
             detail = _first_line(r.message)
-            if is_test and getattr(r, "failures", None):
-                detail = f"{r.failures} failing rows"
+            if resource == "unit_test" and status == "fail":
+                detail = "actual rows differ from expected"
+            elif is_test and getattr(r, "failures", None):
+                detail = f"{r.failures} failing row{'s' if r.failures != 1 else ''}"
             run.failures.append(f"{_node_label(node)} ({detail})" if detail else _node_label(node))
     return run
 

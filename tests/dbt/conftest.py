@@ -27,6 +27,7 @@ INCREMENTAL_MODELS = {
 INCREMENTAL_AGGREGATES = {
     "fct_stage_counts_daily": "marts",
     "fct_stage_transitions_daily": "marts",
+    "int_request_paths_normalized": "intermediate",
 }
 
 

@@ -251,3 +251,24 @@ def test_funnel_tables_for_bi(built: Built, engine: sa.Engine) -> None:
     assert signups == developers
     assert 0 <= shares[0] <= 1 and 0 < shares[1] <= 1
     assert counted == developers
+
+
+def test_a_bad_as_of_date_fails_with_one_line(built: Built) -> None:
+    from onramp.dbt import DbtError, run_dbt
+
+    with pytest.raises(DbtError) as err:
+        run_dbt(["compile", "--select", "dim_developers", "--vars", "{as_of_date: tomorrow}"])
+    message = str(err.value)
+    assert "\n" not in message
+    assert message.startswith("dbt compile failed: ")
+    assert "var as_of_date must be YYYY-MM-DD, got 'tomorrow'" in message
+
+
+def test_build_command_rejects_a_bad_date() -> None:
+    from click.testing import CliRunner
+
+    from onramp.dbt import build
+
+    result = CliRunner().invoke(build, ["--as-of", "2026-13-01"])
+    assert result.exit_code == 2
+    assert "Invalid value for '--as-of'" in result.output

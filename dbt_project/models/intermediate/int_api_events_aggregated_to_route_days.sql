@@ -1,8 +1,8 @@
 {#
     Developer x day x route: the one pass over the events for routes, so route adoption,
-    distinct routes per day, top routes and unused features never rescan events. The route
-    regex is the costliest part of the whole build, so it runs once per distinct request path
-    (a lookup joined back to the calls), not once per call.
+    distinct routes per day, top routes and unused features never rescan events. Routes come
+    from the int_request_paths_normalized lookup (the regex ran once per distinct path); a path
+    missing from it (not possible after a normal run) is normalised here.
     Incremental: a run rebuilds only the days from incremental_start_date() on.
 #}
 {{
@@ -16,16 +16,18 @@
 }}
 
 {%- set start = incremental_start_date('usage_date') %}
-{%- set days_in_scope -%}
-    occurred_at < {{ as_of_end_timestamp() }}
-    {%- if start is not none %} and occurred_at >= {{ utc_timestamp_literal(start) }}{% endif %}
-{%- endset %}
 
 with
 
 stg_raw__api_events as (
 
     select * from {{ ref('stg_raw__api_events') }}
+
+),
+
+int_request_paths_normalized as (
+
+    select * from {{ ref('int_request_paths_normalized') }}
 
 ),
 
@@ -39,46 +41,48 @@ events_in_scope as (
         status_code,
         occurred_at
     from stg_raw__api_events
-    where {{ days_in_scope }}
+    where
+        occurred_at < {{ as_of_end_timestamp() }}
+        {%- if start is not none %}
+            and occurred_at >= {{ utc_timestamp_literal(start) }}
+        {%- endif %}
 
 ),
 
-distinct_paths as (
-
-    -- its own scan: a second reference to events_in_scope would materialise every call
-    select distinct coalesce(request_path, '') as request_path
-    from stg_raw__api_events
-    where {{ days_in_scope }}
-
-),
-
-path_routes as (
+routed as (
 
     select
-        request_path,
-        case
-            when request_path = '' then '(none)'
-            else {{ normalize_route('request_path') }}
-        end as route
-    from distinct_paths
+        events_in_scope.developer_id,
+        events_in_scope.occurred_date,
+        events_in_scope.is_successful,
+        events_in_scope.status_code,
+        events_in_scope.occurred_at,
+        coalesce(
+            paths.route,
+            case
+                when events_in_scope.request_path = '' then '(none)'
+                else {{ normalize_route('events_in_scope.request_path') }}
+            end
+        ) as route
+    from events_in_scope
+    left join int_request_paths_normalized as paths
+        on events_in_scope.request_path = paths.request_path
 
 ),
 
 final as (
 
     select
-        events_in_scope.developer_id,
-        events_in_scope.occurred_date as usage_date,
-        path_routes.route,
+        developer_id,
+        occurred_date as usage_date,
+        route,
         count(*) as events,
-        count(case when events_in_scope.is_successful then 1 end) as successful_events,
-        count(case when events_in_scope.status_code = 429 then 1 end) as events_429,
-        min(events_in_scope.occurred_at) as first_event_at,
-        max(events_in_scope.occurred_at) as last_event_at
-    from events_in_scope
-    inner join path_routes
-        on events_in_scope.request_path = path_routes.request_path
-    group by events_in_scope.developer_id, events_in_scope.occurred_date, path_routes.route
+        count(case when is_successful then 1 end) as successful_events,
+        count(case when status_code = 429 then 1 end) as events_429,
+        min(occurred_at) as first_event_at,
+        max(occurred_at) as last_event_at
+    from routed
+    group by developer_id, occurred_date, route
 
 )
 

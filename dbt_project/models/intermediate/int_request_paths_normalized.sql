@@ -1,0 +1,65 @@
+{#
+    Request path -> route template, one row per distinct path seen. The route regex is the
+    costliest expression of the whole build; this lookup runs it once per distinct path instead
+    of once per call. Incremental: a run adds the paths first seen in the days it scans.
+#}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='fail',
+        indexes=[{'columns': ['request_path'], 'unique': True}],
+    )
+}}
+
+{%- set start = incremental_start_date('first_seen_date') %}
+
+with
+
+stg_raw__api_events as (
+
+    select * from {{ ref('stg_raw__api_events') }}
+
+),
+
+paths_in_scope as (
+
+    select
+        coalesce(request_path, '') as request_path,
+        min(occurred_date) as first_seen_date
+    from stg_raw__api_events
+    where
+        occurred_at < {{ as_of_end_timestamp() }}
+        {%- if start is not none %}
+            and occurred_at >= {{ utc_timestamp_literal(start) }}
+        {%- endif %}
+    group by coalesce(request_path, '')
+
+),
+
+new_paths as (
+
+    select * from paths_in_scope
+    {%- if start is not none %}
+        where not exists (
+            select 1 from {{ this }} as known
+            where known.request_path = paths_in_scope.request_path
+        )
+    {%- endif %}
+
+),
+
+final as (
+
+    select
+        request_path,
+        case
+            when request_path = '' then '(none)'
+            else {{ normalize_route('request_path') }}
+        end as route,
+        first_seen_date
+    from new_paths
+
+)
+
+select * from final

@@ -74,7 +74,7 @@ def built(engine: sa.Engine, tmp_path_factory: pytest.TempPathFactory) -> Built:
     ensure_raw_schema(engine)
     load_manifest_dir(engine, sample_dir)
 
-    lookback = 1  # dbt_project.yml var incremental_lookback_days
+    lookback = 0  # dbt_project.yml var incremental_lookback_days
     run_dbt(["run", "--full-refresh"], as_of=AS_OF - timedelta(days=1))
     with engine.connect() as conn:
         before = _row_versions(conn)

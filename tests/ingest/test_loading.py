@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from ingest import loader, sources
 from ingest.loader import LoadError, load_manifest_dir, load_paths
 from tests.ingest.conftest import events, rejects, rows
 
@@ -235,3 +236,37 @@ def test_rejects_survive_alongside_rows(raw_engine, write, uid):
     text = HEADER + "\n" + csv_rows(uid, 2) + "bad,row\n"
     [result] = load_paths(raw_engine, "api-events", [write("e.csv", text)])
     assert rejects(raw_engine, result.batch_id) == [(4, "wrong number of fields", "bad,row")]
+
+
+def test_repeats_within_a_file_are_dropped_on_the_way(raw_engine, write, uid, caplog):
+    """A retried delivery later in the same file: the first copy wins, no merge pass is needed."""
+    rows_ = [
+        {
+            "event_id": f"{uid}-{i}",
+            "occurred_at": f"2026-11-20T10:00:{i:02d}Z",
+            "developer_id": f"{uid}_dev",
+            "status_code": 200,
+            "latency_ms": float(i),
+        }
+        for i in range(50)
+    ]
+    repeats = [{**rows_[3], "latency_ms": 999.0}, {**rows_[40], "latency_ms": 999.0}, rows_[3]]
+    path = write("events.jsonl", rows_[:45] + repeats[:1] + rows_[45:] + repeats[1:])
+    with caplog.at_level("INFO", logger="ingest.loader"):
+        [result] = load_paths(raw_engine, "api-events", [path])
+    assert (result.rows_loaded, result.rows_duplicate, result.rows_rejected) == (50, 3, 0)
+    assert [e["latency_ms"] for e in events(raw_engine, uid)] == [float(i) for i in range(50)]
+    assert "staging table" not in caplog.text
+
+
+def test_repeat_from_beyond_the_window_still_merges(raw_engine, write, uid, monkeypatch, caplog):
+    monkeypatch.setattr(loader.RecentIds, "WINDOW", 2)
+    monkeypatch.setattr(sources, "CHUNK_SIZE", 256)  # blocks of a few rows...
+    monkeypatch.setattr(loader, "COPY_WRITE_CHARS", 100)  # ...each sent as its own chunk
+    repeats = csv_rows(uid, 1, start=0) + csv_rows(uid, 1, start=19)  # 0 is far back by then
+    text = HEADER + "\n" + csv_rows(uid, 20) + repeats
+    with caplog.at_level("INFO", logger="ingest.loader"):
+        [result] = load_paths(raw_engine, "api-events", [write("e.csv", text)])
+    assert "staging table" in caplog.text
+    assert (result.rows_loaded, result.rows_duplicate, result.rows_rejected) == (20, 2, 0)
+    assert count(raw_engine, uid) == 20

@@ -49,8 +49,8 @@ def demo(as_of: dt.datetime | None, developers: int, days: int, seed: int, dry_r
         developers=developers,
         days=days,
         seed=seed,
-        settings=settings,
         dry_run=dry_run,
+        progress=lambda line: click.echo(f"  {line}", err=True),
     )
     click.echo(f"as-of {result.as_of}  (Dagster run {result.run_id})")
     _table(

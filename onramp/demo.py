@@ -62,16 +62,17 @@ def demo(as_of: dt.datetime | None, developers: int, days: int, seed: int, dry_r
         ],
     )
     _table("Funnel on the as-of day", ("stage", "developers"), list(result.funnel.items()))
+    sent = "would_send" if result.dry_run else "sent"
     _table(
         "Segments",
-        ("segment", "members", "entered", "exited", "sent", "suppressed", "capped", "failed"),
+        ("segment", "members", "entered", "exited", sent, "suppressed", "capped", "failed"),
         [
             (
                 name,
                 members,
                 result.syncs.get(name, {}).get("entered", "-"),
                 result.syncs.get(name, {}).get("exited", "-"),
-                result.syncs.get(name, {}).get("sent", "-"),
+                result.syncs.get(name, {}).get(sent, "-"),
                 result.syncs.get(name, {}).get("suppressed", "-"),
                 result.syncs.get(name, {}).get("capped", "-"),
                 result.syncs.get(name, {}).get("failed", "-"),

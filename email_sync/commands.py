@@ -11,8 +11,9 @@ import click
 import sqlalchemy as sa
 
 from email_sync.hashing import hash_key
+from email_sync.membership import require_segment_table
 from email_sync.render import Renderer
-from email_sync.specs import SegmentSpec, SpecError, load_segment_specs
+from email_sync.specs import SegmentSpec, load_segment_specs
 from email_sync.sync import SyncResult, sync_all
 from onramp.errors import OnrampError
 from onramp.settings import Settings
@@ -27,16 +28,12 @@ def default_as_of() -> date:
 
 def find_manifest() -> Path:
     """The dbt manifest: onramp.dbt.manifest_path() when that module exists (it parses the project
-    if needed), else target/manifest.json."""
+    if needed), else target/manifest.json. load_segment_specs says so if it is missing."""
     try:
         from onramp.dbt import manifest_path
     except ImportError:
-        path = Path("target") / "manifest.json"
-    else:
-        path = Path(manifest_path())
-    if not path.exists():
-        raise SpecError(f"dbt manifest not found at {path}: run `onramp build` first")
-    return path
+        return Path("target") / "manifest.json"
+    return Path(manifest_path())
 
 
 def select_specs(specs: list[SegmentSpec], names: tuple[str, ...]) -> list[SegmentSpec]:
@@ -152,12 +149,7 @@ def preview(segment: str, limit: int, show_html: bool) -> None:
     renderer.check(spec.email.template)
     engine = get_engine(settings)
     with engine.connect() as conn:
-        if not conn.execute(
-            sa.text("select to_regclass(:r) is not null"), {"r": spec.relation}
-        ).scalar():
-            raise OnrampError(
-                f"segment table {spec.schema}.{spec.table} not found: run `onramp build` first"
-            )
+        require_segment_table(conn, spec)
         rows = (
             conn.execute(
                 sa.text(

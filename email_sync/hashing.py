@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import re
+
+# Loose on purpose: anything address-shaped in free text (a provider's error message, an SMTP
+# reply) is hashed, valid or not.
+_ADDRESS_IN_TEXT = re.compile(r"[^\s<>()\[\],;:\"'@]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 
 
 def hash_email(email: str | None) -> str:
@@ -13,3 +18,9 @@ def hash_email(email: str | None) -> str:
 def hash_key(key: str) -> str:
     """Hash of a member key, which often embeds a developer id or address."""
     return hashlib.sha256(key.encode()).hexdigest()[:12]
+
+
+def redact_addresses(text: str) -> str:
+    """`text` with every address replaced by `<email:hash>`: SendGrid quotes the offending
+    address in some errors ("duplicate instance of [x@y]"), and SMTP servers in their replies."""
+    return _ADDRESS_IN_TEXT.sub(lambda m: f"<email:{hash_email(m.group(0))}>", text)

@@ -20,7 +20,7 @@ from onramp.errors import OnrampError
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[1] / "templates"
 
-# Also enforced in SQL (email_sync.sync): rejected before any provider call.
+# Also enforced in SQL (email_sync.guardrails): rejected before any provider call.
 EMAIL_RE = (
     r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
     r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
@@ -29,7 +29,8 @@ _EMAIL = re.compile(EMAIL_RE)
 
 
 def valid_email(address: str | None) -> bool:
-    return bool(address) and len(address) <= 254 and bool(_EMAIL.match(address))
+    # fullmatch: re's `$` also matches before a trailing newline; PostgreSQL's `~` does not.
+    return bool(address) and len(address) <= 254 and bool(_EMAIL.fullmatch(address))
 
 
 class TemplateMissing(OnrampError):

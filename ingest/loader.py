@@ -198,7 +198,7 @@ class RecentIds:
     from further back (or of an event loaded before) still takes the merge path.
     """
 
-    WINDOW = 100_000
+    WINDOW = 250_000  # ids; the sample data repeats events up to ~3 days (~185k lines) later
 
     def __init__(self, column: int) -> None:
         # The id is the `column`-th field of a COPY line (tab separated, escaped consistently).
@@ -269,6 +269,8 @@ def _copy_lines(
             size = 0
             if recent is not None:
                 chunk = recent.filter(chunk)
+                if not chunk:
+                    continue
             copy.write(chunk)
             sent += chunk.count("\n")
     return sent, recent.dropped if recent is not None else 0

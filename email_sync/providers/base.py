@@ -22,10 +22,9 @@ log = logging.getLogger(__name__)
 class ProviderError(OnrampError):
     """A provider call failed for good (after the retries it deserved)."""
 
-    def __init__(self, message: str, status: int | None = None, retryable: bool = False):
+    def __init__(self, message: str, status: int | None = None):
         super().__init__(message)
-        self.status = status
-        self.retryable = retryable
+        self.status = status  # the HTTP status, when there was one (400 triggers bisection)
 
 
 class AmbiguousSendError(ProviderError):
@@ -101,7 +100,6 @@ class Provider:
     """Base class: `send` is required; lists, suppressions and reconciliation are optional."""
 
     name = "base"
-    supports_lists = False
     # How many emails `send` takes at once (SendGrid: 1,000 personalizations per request).
     batch_size = 1000
 

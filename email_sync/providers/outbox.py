@@ -30,7 +30,6 @@ def _slug(name: str) -> str:
 
 class OutboxProvider(Provider):
     name = "outbox"
-    supports_lists = True
 
     def __init__(self, outbox_dir: Path, sender: str) -> None:
         super().__init__()

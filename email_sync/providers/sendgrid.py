@@ -30,7 +30,7 @@ from typing import Any
 from python_http_client import exceptions as http_exc
 from sendgrid import SendGridAPIClient
 
-from email_sync.hashing import hash_email
+from email_sync.hashing import hash_email, redact_addresses
 from email_sync.providers.base import (
     AmbiguousSendError,
     Contact,
@@ -60,19 +60,19 @@ TEXT_TAG = "-onramp_text-"
 
 
 def _error_message(exc: http_exc.HTTPError) -> str:
-    """SendGrid's own message(s) from an error body, one line."""
+    """SendGrid's own message(s) from an error body, one line, addresses hashed: some quote the
+    offending address, and these messages reach logs, the ledger and run summaries."""
     try:
         body = json.loads(exc.body.decode("utf-8")) if exc.body else {}
         messages = [e.get("message", "") for e in body.get("errors", []) if isinstance(e, dict)]
         text = "; ".join(m for m in messages if m)
     except (ValueError, AttributeError):
         text = ""
-    return f"{exc.status_code} {text or exc.reason}".strip()
+    return redact_addresses(f"{exc.status_code} {text or exc.reason}".strip())
 
 
 class SendGridProvider(Provider):
     name = "sendgrid"
-    supports_lists = True
     batch_size = MAX_PERSONALIZATIONS
 
     def __init__(
@@ -141,7 +141,6 @@ class SendGridProvider(Provider):
                     raise ProviderError(
                         f"{what}: still rate limited after waiting {rate_waited:.0f}s",
                         status=429,
-                        retryable=True,
                     ) from exc
                 log.info("%s: 429, waiting %.1fs for X-RateLimit-Reset", what, wait)
                 rate_waited += wait
@@ -149,9 +148,7 @@ class SendGridProvider(Provider):
             except http_exc.HTTPError as exc:
                 status = int(getattr(exc, "status_code", 0) or 0)
                 if status < 500 or attempt >= policy.max_retries:
-                    raise ProviderError(
-                        f"{what}: {_error_message(exc)}", status=status, retryable=status >= 500
-                    ) from exc
+                    raise ProviderError(f"{what}: {_error_message(exc)}", status=status) from exc
                 delay = policy.backoff(attempt)
                 log.info("%s: %s, retry %d in %.1fs", what, status, attempt + 1, delay)
                 attempt += 1
@@ -164,11 +161,10 @@ class SendGridProvider(Provider):
                     raise AmbiguousSendError(
                         f"{what}: no answer within {self.timeout_s:g}s after the request was "
                         "sent; not retried, it may have been accepted",
-                        retryable=False,
                     ) from exc
                 if attempt >= policy.max_retries:
                     raise ProviderError(
-                        f"{what}: {type(exc).__name__} after {attempt + 1} tries", retryable=True
+                        f"{what}: {type(exc).__name__} after {attempt + 1} tries"
                     ) from exc
                 delay = policy.backoff(attempt)
                 log.info("%s: %s, retry %d in %.1fs", what, type(exc).__name__, attempt + 1, delay)

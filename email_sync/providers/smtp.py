@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from email.policy import SMTP as SMTP_POLICY
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from email_sync.hashing import hash_email
+from email_sync.hashing import hash_email, redact_addresses
 from email_sync.providers.base import (
     OutgoingEmail,
     Provider,
@@ -116,7 +116,6 @@ class SmtpProvider(Provider):
         except (OSError, smtplib.SMTPException) as exc:
             raise ProviderError(
                 f"cannot connect to SMTP server {t.host}:{t.port}: {type(exc).__name__}",
-                retryable=True,
             ) from exc
         self._conn = conn
         return conn
@@ -198,6 +197,7 @@ class SmtpProvider(Provider):
     ) -> SendOutcome | None:
         """5xx: failed for good (with the server's words); 4xx: None = retry after backoff."""
         text = resp.decode(errors="replace") if isinstance(resp, bytes) else str(resp)
+        text = redact_addresses(text)  # servers quote the recipient ("<x@y>: user unknown")
         try:
             self._conn.rset() if self._conn is not None else None
         except (OSError, smtplib.SMTPException):

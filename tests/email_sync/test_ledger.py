@@ -118,7 +118,7 @@ def test_rows_decided_but_never_attempted_are_adopted(
         raise Crash("killed between decision and delivery")
 
     with monkeypatch.context() as patch:
-        patch.setattr("email_sync.sync._deliver", die)
+        patch.setattr("email_sync.sync.deliver", die)
         with pytest.raises(Crash):
             sync_segment(engine, settings, s, AS_OF, provider=sg_provider)
     assert set(statuses(engine).values()) == {"pending"}

@@ -337,3 +337,73 @@ def test_a_failed_import_job_leaves_members_pending_for_the_next_run(
     assert "3 list contact(s) failed, retried next run" in first.notes
     assert (second.entered, second.list_added, second.list_pending) == (0, 3, 0)
     assert len(sendgrid_server.list_members(sendgrid_server.list_id("Stage: sandbox"))) == 3
+
+
+def test_an_address_quoted_in_a_sendgrid_error_is_hashed(
+    engine, settings, segments, sendgrid_server, sg_provider, caplog
+):
+    """SendGrid quotes the offending address in some 400s; logs and the ledger get its hash."""
+    from email_sync.hashing import hash_email
+
+    caplog.set_level("DEBUG")
+    segments.create("incident_affected", [incident_member(1)], INCIDENT_COLUMNS)
+    quoted = "We found the first duplicate instance of [dev1@example.com] in the to field."
+    sendgrid_server.fail_next(
+        1, status=400, path="/v3/mail/send", body={"errors": [{"message": quoted}]}
+    )
+
+    result = sync_segment(
+        engine, settings, spec("incident_affected", **INCIDENT), AS_OF, provider=sg_provider
+    )
+
+    assert result.failed == 1
+    reason = ledger(engine)[0]["reason"]
+    assert reason == (
+        f"mail send (1): 400 We found the first duplicate instance of "
+        f"[<email:{hash_email('dev1@example.com')}>] in the to field."
+    )
+    assert "mail send rejected for" in caplog.text
+    assert "dev1@example.com" not in caplog.text
+
+
+def test_a_leaver_does_not_take_an_address_another_member_keeps_off_the_list(
+    engine, settings, segments, sendgrid_server, sg_provider
+):
+    """Segments keyed by developer and feature share one address across members."""
+    rows = [
+        member(1, member_key="dev-0001:/v1/a", stage="x"),
+        member(1, member_key="dev-0001:/v1/b", stage="x"),
+        member(2, stage="x"),
+    ]
+    segments.create("feature_list", rows, {"stage": "text"})
+    s = spec("feature_list", list="Features")
+    sync_segment(engine, settings, s, AS_OF, provider=sg_provider)
+    list_id = sendgrid_server.list_id("Features")
+
+    segments.replace("feature_list", rows[1:])
+    one_left = sync_segment(engine, settings, s, AS_OF, provider=sg_provider)
+
+    assert (one_left.exited, one_left.list_removed, one_left.list_pending) == (1, 0, 0)
+    assert sendgrid_server.list_members(list_id) == {"dev1@example.com", "dev2@example.com"}
+
+    segments.replace("feature_list", rows[2:])
+    both_left = sync_segment(engine, settings, s, AS_OF, provider=sg_provider)
+
+    assert (both_left.exited, both_left.list_removed) == (1, 1)
+    assert sendgrid_server.list_members(list_id) == {"dev2@example.com"}
+
+
+def test_an_invalid_address_is_kept_off_the_list(
+    engine, settings, segments, sendgrid_server, sg_provider
+):
+    rows = [member(1, stage="x"), member(2, stage="x", email="dev2@example.com\n")]
+    segments.create("stage_sandbox", rows, {"stage": "text"})
+    s = spec("stage_sandbox", list="Stage: sandbox", custom_fields=["stage"])
+
+    result = sync_segment(engine, settings, s, AS_OF, provider=sg_provider)
+
+    assert (result.list_added, result.list_skipped, result.list_pending) == (1, 1, 0)
+    assert sendgrid_server.list_members(sendgrid_server.list_id("Stage: sandbox")) == {
+        "dev1@example.com"
+    }
+    assert [c["email"] for c in sendgrid_server.contacts()] == ["dev1@example.com"]

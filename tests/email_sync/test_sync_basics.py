@@ -190,3 +190,15 @@ def test_unknown_template_is_one_line(engine, settings, segments, outbox):
     with pytest.raises(OnrampError, match=r"^template nope\.subject\.j2 not found in "):
         s = spec("new_signups", email={"template": "nope"})
         sync_segment(engine, settings, s, AS_OF, provider=outbox)
+
+
+def test_dry_run_list_counts_match_the_real_run(engine, settings, segments, outbox):
+    """A member without marketing consent is never added to a list, in a dry run too."""
+    segments.create("listed", [member(3), member(4, marketing_opt_in=False)])
+    s = spec("listed", list="Stage: sandbox")
+
+    dry = sync_segment(engine, settings, s, AS_OF, dry_run=True)
+    real = sync_segment(engine, settings, s, AS_OF, provider=outbox)
+
+    assert (dry.list_added, dry.list_skipped) == (1, 1)
+    assert (real.list_added, real.list_skipped) == (1, 1)

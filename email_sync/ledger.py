@@ -1,0 +1,241 @@
+"""The message ledger `email_sync.messages`: one row per (segment, step, member, period), ever.
+
+A row is written `pending` in the decision transaction, stamped `attempted_at` (committed) before
+the provider call and given its outcome after it. The unique key makes a retried, resumed or
+concurrent run unable to create a second row; `reconcile` settles rows a crashed run left
+between the provider's accept and the commit.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import sqlalchemy as sa
+
+from email_sync.guardrails import INVALID
+from email_sync.providers import Provider, SendOutcome
+from email_sync.result import SyncResult
+from email_sync.specs import SegmentSpec
+
+log = logging.getLogger(__name__)
+
+STEP = "entry"  # the triggered email; multi-step campaigns will add their own steps
+
+
+def insert_entry_messages(conn: sa.Connection, spec: SegmentSpec, run_id: int) -> int:
+    """One `pending` row per member in `_entered`; returns how many were new. A re-entry with
+    `reentry: false` (or a row this period already has) hits the unique key and is not resent."""
+    assert spec.email is not None
+    email = spec.email
+    return conn.execute(
+        sa.text(
+            f"""
+            insert into email_sync.messages (
+                message_id, segment, step, member_key, period, developer_id, email, template,
+                kind, priority, bypass_cap, payload, status, reason, run_id
+            )
+            select gen_random_uuid()::text, :seg, :step, s.member_key,
+                   case when :reentry then 'entry-' || m.entry_count else 'once' end,
+                   s.developer_id, lower(btrim(s.email)), :template, :kind, :priority, :bypass,
+                   to_jsonb(s), 'pending', null, :run
+            from _entered as e
+            join {spec.relation} as s on s.member_key = e.member_key
+            join email_sync.segment_membership as m
+              on m.segment = :seg and m.member_key = e.member_key
+            on conflict on constraint messages_once do nothing
+            """
+        ),
+        {
+            "seg": spec.name,
+            "step": STEP,
+            "run": run_id,
+            "template": email.template,
+            "kind": email.kind,
+            "priority": email.priority,
+            "bypass": email.bypass_frequency_cap,
+            "reentry": spec.reentry,
+        },
+    ).rowcount
+
+
+def adopt_unfinished(conn: sa.Connection, spec: SegmentSpec, run_id: int, max_attempts: int) -> int:
+    """Give failed rows another try, up to max_attempts, and adopt rows a crashed run decided but
+    never handed to a provider. Members who have left by now are not emailed (`skipped`)."""
+    params = {"seg": spec.name, "step": STEP, "run": run_id, "max_attempts": max_attempts}
+    adopted = conn.execute(
+        sa.text(
+            f"""
+            update email_sync.messages set status = 'pending', run_id = :run,
+                attempted_at = null, updated_at = now()
+            where segment = :seg and step = :step and run_id is distinct from :run and (
+                (status = 'failed' and reason is distinct from '{INVALID}'
+                 and attempts < :max_attempts)
+                or (status = 'pending' and attempted_at is null)
+            )
+            """
+        ),
+        params,
+    ).rowcount
+    conn.execute(
+        sa.text(
+            """
+            update email_sync.messages as g set status = 'skipped',
+                reason = 'no longer in the segment', updated_at = now()
+            from email_sync.segment_membership as m
+            where g.run_id = :run and g.status = 'pending' and m.segment = g.segment
+              and m.member_key = g.member_key and m.exited_at is not null
+            """
+        ),
+        params,
+    )
+    return adopted
+
+
+def count_pending(conn: sa.Connection, run_id: int) -> int:
+    return conn.execute(
+        sa.text(
+            "select count(*) from email_sync.messages where run_id = :run and status = 'pending'"
+        ),
+        {"run": run_id},
+    ).scalar_one()
+
+
+def reconcile(conn: sa.Connection, spec: SegmentSpec, provider: Provider, r: SyncResult) -> None:
+    """Settle rows a crashed run left `pending` after handing them to a provider.
+
+    The choice, per provider: the outbox can be asked exactly (is the .eml there?) so a missing
+    file is resent and a present one is `sent`. SendGrid and SMTP cannot be asked whether a given
+    message was accepted (SendGrid's mail send has no idempotency key and no lookup by custom_arg
+    in its contract), so such rows become `sent_unconfirmed` and are never resent: a missing
+    email is better than a duplicate. Each SendGrid personalization carries the custom_arg
+    `onramp_message_id`, so the Event Webhook can later confirm them.
+    """
+    with conn.begin():
+        rows = conn.execute(
+            sa.text(
+                "select message_id, provider from email_sync.messages "
+                "where segment = :seg and status = 'pending' and attempted_at is not null "
+                "for update"
+            ),
+            {"seg": spec.name},
+        ).all()
+        if not rows:
+            return
+        sent, resend, unknown = [], [], []
+        for message_id, row_provider in rows:
+            answer = provider.was_delivered(message_id) if row_provider == provider.name else None
+            (sent if answer else resend if answer is False else unknown).append(message_id)
+        conn.execute(
+            sa.text(
+                "update email_sync.messages set status = 'sent', sent_at = now(), "
+                "updated_at = now(), reason = 'confirmed after an interrupted run' "
+                "where message_id = any(:ids)"
+            ),
+            {"ids": sent},
+        )
+        conn.execute(
+            sa.text(
+                "update email_sync.messages set attempted_at = null, updated_at = now() "
+                "where message_id = any(:ids)"
+            ),
+            {"ids": resend},
+        )
+        conn.execute(
+            sa.text(
+                "update email_sync.messages set status = 'sent_unconfirmed', updated_at = now(), "
+                "sent_at = attempted_at, reason = :reason where message_id = any(:ids)"
+            ),
+            {
+                "ids": unknown,
+                "reason": "handed to the provider before an interrupted run; not resent",
+            },
+        )
+    if unknown:
+        r.notes.append(f"{len(unknown)} interrupted message(s) marked sent_unconfirmed")
+    log.info(
+        "reconciled %s: %d sent, %d to resend, %d unconfirmed",
+        spec.name,
+        len(sent),
+        len(resend),
+        len(unknown),
+    )
+
+
+def claim_batch(conn: sa.Connection, run_id: int, after: str, size: int, provider: str) -> list:
+    """The next `size` pending rows of this run after message id `after`, stamped attempted
+    (committed) before they go to the provider: the crash marker `reconcile` looks for."""
+    with conn.begin():
+        rows = conn.execute(
+            sa.text(
+                """
+                update email_sync.messages set attempts = attempts + 1,
+                    attempted_at = now(), provider = :provider, updated_at = now()
+                where message_id in (
+                    select message_id from email_sync.messages
+                    where run_id = :run and status = 'pending' and message_id > :last
+                    order by message_id limit :batch
+                )
+                returning message_id, member_key, email, payload, template
+                """
+            ),
+            {"run": run_id, "last": after, "batch": size, "provider": provider},
+        ).all()
+    rows.sort(key=lambda row: row.message_id)
+    return rows
+
+
+def record_outcomes(conn: sa.Connection, outcomes: list[SendOutcome]) -> None:
+    """Write what the provider said; only rows still `pending` change."""
+    if not outcomes:
+        return
+    with conn.begin():
+        conn.execute(
+            sa.text(
+                """
+                update email_sync.messages as g set
+                    status = o.status, reason = o.reason, provider_message_id = o.pmid,
+                    sent_at = case when o.status in ('sent', 'sent_unconfirmed') then now() end,
+                    updated_at = now()
+                from unnest(cast(:ids as text[]), cast(:statuses as text[]),
+                            cast(:reasons as text[]), cast(:pmids as text[]))
+                    as o(id, status, reason, pmid)
+                where g.message_id = o.id and g.status = 'pending'
+                """
+            ),
+            {
+                "ids": [o.message_id for o in outcomes],
+                "statuses": [o.status for o in outcomes],
+                "reasons": [(o.reason or None) and o.reason[:1000] for o in outcomes],
+                "pmids": [o.provider_message_id for o in outcomes],
+            },
+        )
+
+
+def count_run(
+    conn: sa.Connection, spec: SegmentSpec, run_id: int, max_attempts: int, r: SyncResult
+) -> None:
+    """Fill the result's email counts from this run's ledger rows (inside the caller's tx)."""
+    counts = dict(
+        conn.execute(
+            sa.text(
+                "select status, count(*) from email_sync.messages where run_id = :run "
+                "group by status"
+            ),
+            {"run": run_id},
+        ).all()
+    )
+    # In a dry run nothing is sent: `sent` is what would be sent.
+    r.sent = counts.get("sent", 0) + (counts.get("pending", 0) if r.dry_run else 0)
+    r.suppressed = counts.get("suppressed", 0)
+    r.failed = counts.get("failed", 0)
+    r.capped = counts.get("capped", 0)
+    r.skipped += counts.get("skipped", 0)
+    r.unconfirmed = counts.get("sent_unconfirmed", 0)
+    if spec.email:
+        r.gave_up = conn.execute(
+            sa.text(
+                "select count(*) from email_sync.messages where segment = :seg "
+                f"and status = 'failed' and (reason = '{INVALID}' or attempts >= :max)"
+            ),
+            {"seg": spec.name, "max": max_attempts},
+        ).scalar_one()

@@ -21,6 +21,7 @@ import argparse
 import json
 import logging
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -290,7 +291,7 @@ def main() -> int:
     from onramp.dbt import run_dbt
 
     work = args.reuse or Path(tempfile.mkdtemp(prefix="onramp-bench-"))
-    server = pgserver.get_server(work / "pg", cleanup_mode=None if args.keep else "delete")
+    server = pgserver.get_server(work / "pg", cleanup_mode=None if args.keep else "stop")
     os.environ.update(
         {
             "ONRAMP_HOME": str(work),
@@ -395,6 +396,7 @@ def main() -> int:
         engine.dispose()
         if not args.keep:
             server.cleanup()
+            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/sqlfluff lint dbt_project/models
+	eval "$$($(BIN)/python -m onramp.dbt env)" && $(BIN)/sqlfluff lint dbt_project/models
 
 format: $(STAMP)
 	$(BIN)/ruff format .

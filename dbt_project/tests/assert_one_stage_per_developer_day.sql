@@ -3,6 +3,9 @@
     from sign-up (or first call, when earlier) to the as-of day: no gaps, no duplicates.
     Returns the developers that break it.
 #}
+-- Attached to fct_developer_stage_daily so Dagster shows it as that asset's check.
+{{ config(meta={'dagster': {'ref': {'name': 'fct_developer_stage_daily'}}}) }}
+
 with
 
 dim_developers as (

@@ -35,3 +35,42 @@
         select 1
     {%- endif -%}
 {%- endmacro %}
+
+{#
+    Settled days: the days before as-of minus var incremental_lookback_days. No later run (with
+    a later as-of date) rebuilds them, so aggregates over them can be kept and merged day by day
+    (int_route_adoption_settled) instead of re-read from every route-day on every run.
+#}
+{% macro settled_before_str() -%}
+    {{- return(as_of_minus_str(var('incremental_lookback_days') | int)) -}}
+{%- endmacro %}
+
+{#
+    The last settled day already merged into a settled aggregate (max of its date_column), or none
+    when the run must rebuild it from scratch: a full refresh, an empty table, or an as-of date
+    moved back so that kept days are no longer settled.
+#}
+{% macro settled_through_date(date_column) -%}
+    {%- if not execute or not is_incremental() -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set result = run_query('select max(' ~ date_column ~ ') from ' ~ this) -%}
+    {%- set last_day = result.columns[0].values()[0] if result and result.rows | length else none -%}
+    {%- if last_day is none -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set last_day = (last_day | string)[:10] -%}
+    {%- if last_day >= settled_before_str() -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {{ return(last_day) }}
+{%- endmacro %}
+
+{# Pre-hook of a settled aggregate: empty it when settled_through_date() says rebuild. #}
+{% macro reset_settled_aggregate(date_column) -%}
+    {%- if execute and is_incremental() and settled_through_date(date_column) is none -%}
+        delete from {{ this }}
+    {%- else -%}
+        select 1
+    {%- endif -%}
+{%- endmacro %}

@@ -23,11 +23,14 @@ INCREMENTAL_MODELS = {
     "fct_developer_stage_daily": ("marts", "stage_date"),
     "int_api_events_aggregated_to_route_days": ("intermediate", "usage_date"),
 }
-# day-grained incremental models without a developer_id column: compared, not version-checked
+# models compared with their full refresh, not version-checked (no developer x day grain)
 INCREMENTAL_AGGREGATES = {
     "fct_stage_counts_daily": "marts",
     "fct_stage_transitions_daily": "marts",
     "int_request_paths_normalized": "intermediate",
+    # developer x route: kept settled days merged with the newly settled ones, plus recent days
+    "int_route_adoption_settled": "intermediate",
+    "fct_route_adoption": "marts",
 }
 
 

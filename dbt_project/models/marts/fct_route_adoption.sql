@@ -1,5 +1,16 @@
-{# Developer x route: when a developer first and last called a route, and how much. #}
+{#
+    Developer x route: when a developer first and last called a route, and how much. The settled
+    days come pre-aggregated from int_route_adoption_settled; only the recent route-days (from
+    settled_before_str() to the as-of day) are aggregated here, so a run reads one or two days of
+    route-days instead of all of them.
+#}
 with
+
+int_route_adoption_settled as (
+
+    select * from {{ ref('int_route_adoption_settled') }}
+
+),
 
 int_api_events_aggregated_to_route_days as (
 
@@ -13,7 +24,7 @@ stg_raw__endpoints as (
 
 ),
 
-adoption as (
+recent as (
 
     select
         developer_id,
@@ -26,7 +37,34 @@ adoption as (
         cast(sum(events) as bigint) as events,
         cast(sum(successful_events) as bigint) as successful_events
     from int_api_events_aggregated_to_route_days
-    where usage_date <= {{ as_of_date() }}
+    where
+        usage_date >= cast('{{ settled_before_str() }}' as date)
+        and usage_date <= {{ as_of_date() }}
+    group by developer_id, route
+
+),
+
+settled_and_recent as (
+
+    select * from int_route_adoption_settled
+    union all
+    select * from recent
+
+),
+
+adoption as (
+
+    select
+        developer_id,
+        route,
+        min(first_call_at) as first_call_at,
+        max(last_call_at) as last_call_at,
+        min(first_call_date) as first_call_date,
+        max(last_call_date) as last_call_date,
+        cast(sum(active_days) as bigint) as active_days,
+        cast(sum(events) as bigint) as events,
+        cast(sum(successful_events) as bigint) as successful_events
+    from settled_and_recent
     group by developer_id, route
 
 ),

@@ -3,9 +3,9 @@
     started_at to ended_at, both included, for every incident that started by the end of the
     as-of day; an incident without an end is still going on.
 
-    Only events from the earliest incident start on are read (BRIN index on occurred_at). They
-    meet the incidents through an equi-join on the UTC day (a hash join, one scan), then the
-    exact time range; routes are normalised per distinct (incident, developer, path), not per call.
+    Each incident reads only the events of its own time range (a range join that PostgreSQL runs
+    as one BRIN range scan on raw.api_events.occurred_at per incident), so a run does not re-read
+    whole days; routes are normalised per distinct (incident, developer, path), not per call.
 #}
 with
 
@@ -41,57 +41,23 @@ incidents as (
 
 ),
 
-calendar as (
-
-    {{ day_series('(select min(' ~ utc_date('started_at') ~ ') from incidents)', as_of_date()) }}
-
-),
-
-incident_days as (
-
-    select
-        incidents.incident_id,
-        incidents.started_at,
-        incidents.affected_until,
-        calendar.date_day as incident_date
-    from incidents
-    inner join calendar
-        on
-            calendar.date_day >= {{ utc_date('incidents.started_at') }}
-            and calendar.date_day <= {{ utc_date('incidents.affected_until') }}
-
-),
-
-events_in_scope as (
-
-    select
-        developer_id,
-        request_path,
-        occurred_at,
-        occurred_date
-    from stg_raw__api_events
-    where
-        occurred_at >= (select min(incidents.started_at) from incidents)
-        and occurred_at < {{ as_of_end_timestamp() }}
-
-),
-
 incident_paths as (
 
+    -- a range join: PostgreSQL runs one BRIN range scan per incident (a parameterised nested loop)
     select
-        incident_days.incident_id,
-        events_in_scope.developer_id,
-        events_in_scope.request_path,
+        incidents.incident_id,
+        stg_raw__api_events.developer_id,
+        stg_raw__api_events.request_path,
         count(*) as affected_events,
-        min(events_in_scope.occurred_at) as first_affected_at,
-        max(events_in_scope.occurred_at) as last_affected_at
-    from events_in_scope
-    inner join incident_days
-        on events_in_scope.occurred_date = incident_days.incident_date
-    where
-        events_in_scope.occurred_at >= incident_days.started_at
-        and events_in_scope.occurred_at <= incident_days.affected_until
-    group by incident_days.incident_id, events_in_scope.developer_id, events_in_scope.request_path
+        min(stg_raw__api_events.occurred_at) as first_affected_at,
+        max(stg_raw__api_events.occurred_at) as last_affected_at
+    from incidents
+    inner join stg_raw__api_events
+        on
+            stg_raw__api_events.occurred_at >= incidents.started_at
+            and stg_raw__api_events.occurred_at <= incidents.affected_until
+    where stg_raw__api_events.occurred_at < {{ as_of_end_timestamp() }}
+    group by incidents.incident_id, stg_raw__api_events.developer_id, stg_raw__api_events.request_path
 
 ),
 

@@ -5,36 +5,22 @@
     once); the `unique` test on event_id below proves it holds, without paying a sort of every
     event on every build. Events after the as-of day are filtered out by each consumer.
 #}
-with
-
-api_events as (
-
-    select * from {{ source('raw', 'api_events') }}
-
-),
-
-final as (
-
-    select
-        event_id,
-        occurred_at,
-        {{ utc_date('occurred_at') }} as occurred_date,
-        developer_id,
-        company_id,
-        upper(method) as http_method,
-        path as request_path,
-        coalesce({{ normalize_route('path') }}, '(none)') as route,
-        status_code,
-        status_code < {{ var('success_status_below') }} as is_successful,
-        latency_ms,
-        request_bytes,
-        response_bytes,
-        environment,
-        api_key_id,
-        user_agent,
-        batch_id
-    from api_events
-
-)
-
-select * from final
+select
+    event_id,
+    occurred_at,
+    {{ utc_date('occurred_at') }} as occurred_date,
+    developer_id,
+    company_id,
+    upper(method) as http_method,
+    path as request_path,
+    coalesce({{ normalize_route('path') }}, '(none)') as route,
+    status_code,
+    status_code < {{ var('success_status_below') }} as is_successful,
+    latency_ms,
+    request_bytes,
+    response_bytes,
+    environment,
+    api_key_id,
+    user_agent,
+    batch_id
+from {{ source('raw', 'api_events') }}

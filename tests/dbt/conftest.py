@@ -1,7 +1,8 @@
 """One dbt build per session on generated sample data, shared by every test in tests/dbt/.
 
-The session: generate sample data (fixed as-of date), load it, build everything as of the day
-before (full refresh), run the models again as of the as-of day (incremental: the as-of day's
+The session: generate sample data (fixed as-of date), load it but hold back a few events of
+the day before the as-of day, build everything as of that day (full refresh), load the held-back
+events (late events), run the models again as of the as-of day (incremental: the as-of day's
 events are the "new" ones) and keep a copy of the incremental tables, then a full-refresh build
 (models + tests, through `onramp build`) as of the as-of day that the tests read.
 """
@@ -78,9 +79,33 @@ def built(engine: sa.Engine, tmp_path_factory: pytest.TempPathFactory) -> Built:
     load_manifest_dir(engine, sample_dir)
 
     lookback = 0  # dbt_project.yml var incremental_lookback_days
-    run_dbt(["run", "--full-refresh"], as_of=AS_OF - timedelta(days=1))
-    with engine.connect() as conn:
+    # a few events of the day before the as-of day arrive late: held back from the first build,
+    # loaded before the incremental run, which must then rebuild that day too
+    late_day = AS_OF - timedelta(days=1)
+    with engine.begin() as conn:
+        conn.execute(sa.text("drop table if exists public.dbt_test_late_events"))
+        conn.execute(
+            sa.text(
+                "create table public.dbt_test_late_events as select * from raw.api_events"
+                " where occurred_at >= :day and occurred_at < :next order by event_id limit 5"
+            ),
+            {"day": f"{late_day}T00:00:00+00:00", "next": f"{AS_OF}T00:00:00+00:00"},
+        )
+        late = conn.execute(sa.text("select count(*) from public.dbt_test_late_events"))
+        assert late.scalar_one() == 5
+        conn.execute(
+            sa.text(
+                "delete from raw.api_events"
+                " where event_id in (select event_id from public.dbt_test_late_events)"
+            )
+        )
+    run_dbt(["run", "--full-refresh"], as_of=late_day)
+    with engine.begin() as conn:
         before = _row_versions(conn)
+        conn.execute(
+            sa.text("insert into raw.api_events select * from public.dbt_test_late_events")
+        )
+        conn.execute(sa.text("drop table public.dbt_test_late_events"))
     run_dbt(["run", "--select", *INCREMENTAL_MODELS, *INCREMENTAL_AGGREGATES], as_of=AS_OF)
     with engine.begin() as conn:
         after = _row_versions(conn)

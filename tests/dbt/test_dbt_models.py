@@ -118,6 +118,12 @@ def test_incremental_run_rebuilt_only_the_recent_days(built: Built) -> None:
         assert min(days) >= built.first_rebuilt_day, (model, sorted(days)[:3])
 
 
+def test_late_events_rebuild_their_day(built: Built) -> None:
+    # events of the day before the as-of day landed after it was built: that day is rebuilt
+    for model in ("fct_developer_daily_usage", "int_api_events_aggregated_to_route_days"):
+        assert built.as_of - timedelta(days=1) in built.changed_days[model], model
+
+
 def test_one_stage_per_developer_and_day(engine: sa.Engine, built: Built) -> None:
     with engine.connect() as conn:
         gaps = conn.execute(

@@ -3,19 +3,20 @@
     distinct routes per day, top routes and unused features never rescan events. Routes come
     from the int_request_paths_normalized lookup (the regex ran once per distinct path); a path
     missing from it (not possible after a normal run) is normalised here.
-    Incremental: a run rebuilds only the days from incremental_start_date() on.
+    Incremental: a run rebuilds only the days from incremental_start_date() on; a built day whose
+    event count still matches the events that landed for it is kept (late events rebuild it).
 #}
 {{
     config(
         materialized='incremental',
         incremental_strategy='append',
         on_schema_change='fail',
-        pre_hook="{{ delete_from_incremental_start('usage_date') }}",
+        pre_hook="{{ delete_from_incremental_start('usage_date', 'events') }}",
         indexes=[{'columns': ['usage_date']}],
     )
 }}
 
-{%- set start = incremental_start_date('usage_date') %}
+{%- set start = incremental_start_date('usage_date', 'events') %}
 
 with
 
@@ -43,9 +44,7 @@ events_in_scope as (
     from stg_raw__api_events
     where
         occurred_at < {{ as_of_end_timestamp() }}
-        {%- if start is not none %}
-            and occurred_at >= {{ utc_timestamp_literal(start) }}
-        {%- endif %}
+        and occurred_at >= {{ utc_timestamp_literal(start or full_refresh_start_str()) }}
 
 ),
 

@@ -30,9 +30,7 @@ paths_in_scope as (
     from stg_raw__api_events
     where
         occurred_at < {{ as_of_end_timestamp() }}
-        {%- if start is not none %}
-            and occurred_at >= {{ utc_timestamp_literal(start) }}
-        {%- endif %}
+        and occurred_at >= {{ utc_timestamp_literal(start or full_refresh_start_str()) }}
     group by coalesce(request_path, '')
 
 ),

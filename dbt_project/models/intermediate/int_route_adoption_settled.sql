@@ -41,15 +41,22 @@ newly_settled as (
         cast(sum(successful_events) as bigint) as successful_events
     from int_api_events_aggregated_to_route_days
     where
-        usage_date < cast('{{ settled_before_str() }}' as date)
-        {%- if merged_through is not none %}
-            and usage_date > cast('{{ merged_through }}' as date)
-        {%- endif %}
+        usage_date > cast('{{ merged_through or full_refresh_start_str() }}' as date)
+        and usage_date < cast('{{ settled_before_str() }}' as date)
     group by developer_id, route
 
 ),
 
-{%- if merged_through is not none %}
+kept as (
+
+    {%- if merged_through is not none %}
+        select * from {{ this }}
+    {%- else %}
+        select * from newly_settled
+        where false
+    {%- endif %}
+
+),
 
 final as (
 
@@ -72,21 +79,11 @@ final as (
             newly_settled.successful_events + coalesce(kept.successful_events, 0) as bigint
         ) as successful_events
     from newly_settled
-    left join {{ this }} as kept
+    left join kept
         on
             newly_settled.developer_id = kept.developer_id
             and newly_settled.route = kept.route
 
 )
-
-{%- else %}
-
-final as (
-
-    select * from newly_settled
-
-)
-
-{%- endif %}
 
 select * from final

@@ -44,16 +44,28 @@ milestones as (
 
 ),
 
-top_routes as (
+top_route_events as (
 
     select
         developer_id,
-        route as top_route,
-        row_number() over (
-            partition by developer_id
-            order by events desc, route asc
-        ) as route_rank
+        max(events) as top_events
     from fct_route_adoption
+    group by developer_id
+
+),
+
+top_routes as (
+
+    -- the most called route; on a tie, the first in route order (one row per developer)
+    select
+        fct_route_adoption.developer_id,
+        min(fct_route_adoption.route) as top_route
+    from fct_route_adoption
+    inner join top_route_events
+        on
+            fct_route_adoption.developer_id = top_route_events.developer_id
+            and fct_route_adoption.events = top_route_events.top_events
+    group by fct_route_adoption.developer_id
 
 ),
 
@@ -90,9 +102,7 @@ final as (
     left join milestones
         on developers.developer_id = milestones.developer_id
     left join top_routes
-        on
-            developers.developer_id = top_routes.developer_id
-            and top_routes.route_rank = 1
+        on developers.developer_id = top_routes.developer_id
     where coalesce(developers.signup_date, {{ as_of_date() }}) <= {{ as_of_date() }}
 
 )

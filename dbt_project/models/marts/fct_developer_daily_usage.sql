@@ -1,19 +1,21 @@
 {#
     Developer x day usage. Incremental: a run after new events lands rebuilds only the days from
-    incremental_start_date() (last built day minus var incremental_lookback_days) to the as-of day;
-    an incremental build gives the same rows as a full refresh (tests/dbt proves it).
+    incremental_start_date() (last built day minus var incremental_lookback_days) to the as-of day,
+    skipping the built days whose event count still matches the events that landed for them (a
+    daily run rebuilds only the new day; late events rebuild theirs); an incremental build gives
+    the same rows as a full refresh (tests/dbt proves it, with late events).
 #}
 {{
     config(
         materialized='incremental',
         incremental_strategy='append',
         on_schema_change='fail',
-        pre_hook="{{ delete_from_incremental_start('usage_date') }}",
+        pre_hook="{{ delete_from_incremental_start('usage_date', 'events') }}",
         indexes=[{'columns': ['usage_date']}],
     )
 }}
 
-{%- set start = incremental_start_date('usage_date') %}
+{%- set start = incremental_start_date('usage_date', 'events') %}
 
 with
 
@@ -35,9 +37,7 @@ events_in_scope as (
     from stg_raw__api_events
     where
         occurred_at < {{ as_of_end_timestamp() }}
-        {%- if start is not none %}
-            and occurred_at >= {{ utc_timestamp_literal(start) }}
-        {%- endif %}
+        and occurred_at >= {{ utc_timestamp_literal(start or full_refresh_start_str()) }}
 
 ),
 

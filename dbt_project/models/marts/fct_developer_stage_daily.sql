@@ -20,6 +20,8 @@
 {%- set window_days = var('stage_window_days') | int %}
 {%- if start is not none %}
     {%- set window_start = dbt.dateadd('day', -window_days, "cast('" ~ start ~ "' as date)") %}
+{%- else %}
+    {%- set window_start = "cast('" ~ full_refresh_start_str() ~ "' as date)" %}
 {%- endif %}
 
 with
@@ -78,9 +80,7 @@ usage_in_scope as (
     from fct_developer_daily_usage
     where
         usage_date <= {{ as_of_date() }}
-        {%- if start is not none %}
-            and usage_date >= {{ window_start }}
-        {%- endif %}
+        and usage_date >= {{ window_start }}
 
 ),
 

@@ -54,10 +54,13 @@ incident_paths as (
     from incidents
     inner join stg_raw__api_events
         on
-            stg_raw__api_events.occurred_at >= incidents.started_at
-            and stg_raw__api_events.occurred_at <= incidents.affected_until
+            incidents.started_at <= stg_raw__api_events.occurred_at
+            and incidents.affected_until >= stg_raw__api_events.occurred_at
     where stg_raw__api_events.occurred_at < {{ as_of_end_timestamp() }}
-    group by incidents.incident_id, stg_raw__api_events.developer_id, stg_raw__api_events.request_path
+    group by
+        incidents.incident_id,
+        stg_raw__api_events.developer_id,
+        stg_raw__api_events.request_path
 
 ),
 

@@ -47,6 +47,8 @@ create table if not exists raw.api_events (
     batch_id bigint not null
 );
 create unique index if not exists api_events_event_id on raw.api_events (event_id);
+-- dbt reads events by time window (incremental days, incident ranges); BRIN is tiny for append order.
+create index if not exists api_events_occurred_at_brin on raw.api_events using brin (occurred_at);
 
 create table if not exists raw.developers (
     developer_id text not null,

@@ -1,14 +1,9 @@
-"""`onramp load`: load raw files into the warehouse, with a progress bar and a summary table.
-
-`onramp generate` is helper-owned by ingest.sample_data; the CLI looks commands up here, so this
-module hands it over lazily (importing the generator only when `generate` is asked for).
-"""
+"""`onramp load`: load raw files into the warehouse, with a progress bar and a summary table."""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -113,12 +108,3 @@ def format_summary(results: list[BatchResult]) -> str:
     lines = [fmt_row(header), "  ".join("-" * w for w in widths[:-1])]
     lines += [fmt_row(row) for row in rows]
     return "\n".join(lines)
-
-
-def __getattr__(name: str) -> Any:
-    """`onramp generate` lives in ingest.sample_data (helper B); resolved only when used."""
-    if name == "generate":
-        from ingest.sample_data import generate_command
-
-        return generate_command
-    raise AttributeError(name)

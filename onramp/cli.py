@@ -18,7 +18,7 @@ from onramp.errors import OnrampError
 # name -> "module:attribute" of a click command
 COMMANDS = {
     "demo": ("onramp.demo:demo", "Run the whole pipeline on generated sample data."),
-    "generate": ("ingest.commands:generate", "Write deterministic sample data files."),
+    "generate": ("ingest.sample_data:generate_command", "Write deterministic sample data files."),
     "load": ("ingest.commands:load", "Load raw files (API events, developers, ...)."),
     "build": ("onramp.dbt:build", "Build the dbt models and run their tests."),
     "sync": ("email_sync.commands:sync", "Push segment changes to the email provider."),
@@ -40,10 +40,8 @@ class LazyGroup(click.Group):
         if name not in COMMANDS or not self._available(name):
             return None
         module, attr = COMMANDS[name][0].split(":")
-        try:
-            return getattr(importlib.import_module(module), attr)
-        except (ImportError, AttributeError):
-            return None
+        # The module exists (checked above): an ImportError here is a real bug, so let it show.
+        return getattr(importlib.import_module(module), attr)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(name, COMMANDS[name][1]) for name in self.list_commands(ctx)]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import glob
 import hashlib
+import importlib.util
 import logging
 import os
 import shutil
@@ -46,12 +47,7 @@ def _embedded_url(pgdata: str) -> str:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise WarehouseError(f"cannot create {path.parent}: {exc.strerror}") from exc
-    try:
-        import importlib.util
-
-        if importlib.util.find_spec("pgserver") is None:
-            raise ImportError
-    except ImportError:
+    if importlib.util.find_spec("pgserver") is None:  # no wheel for this Python
         return _start_with_system_binaries(path)
     return _start_with_pgserver(path)
 

@@ -9,21 +9,9 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
+from ingest.sample_data import SEGMENTS
 from tests.dbt.conftest import INCREMENTAL_AGGREGATES, INCREMENTAL_MODELS, Built, read_csv
 
-SEGMENTS = (
-    "new_signups",
-    "signup_no_calls_7d",
-    "stage_not_integrated",
-    "stage_sandbox",
-    "stage_production",
-    "stopped_traffic",
-    "unused_feature",
-    "quota_warning",
-    "quota_exceeded",
-    "rate_limited",
-    "incident_affected",
-)
 # expected_members.csv's `detail` column, per segment
 DETAIL = {
     "stopped_traffic": "top_route",

@@ -6,7 +6,8 @@ Why it is shaped like this:
 - Idempotent twice over: a file whose sha256 was loaded before is skipped, and an API event whose
   event_id is already in raw.api_events adds nothing.
 - Fast: the parsers turn whole blocks of regular rows into COPY text at C speed (parsers.py),
-  a writer thread sends one chunk while the next is parsed, and events are first COPYed straight
+  the server parses one small piece while Python prepares the next, the checksum is taken on the
+  same read (FileDigest), and events are first COPYed straight
   into raw.api_events under a savepoint, with events repeated within the file dropped on the way
   (RecentIds). Only when that still hits a duplicate event_id (an event loaded before, or repeated
   from far back) is the file parsed again into a temporary table and merged with
@@ -14,31 +15,29 @@ Why it is shaped like this:
   slower: always staging (INSERT ... ON CONFLICT is about 2x a COPY), probing each chunk's ids
   before its COPY (about +60%), and letting PostgreSQL parse the JSON (jsonb input is slower than
   the Python fast path, and it runs on the core the COPY already saturates).
-- Flat memory: files are read in 1 MB chunks, rejects spool to disk, the COPY queue is bounded.
+- Flat memory: files are read in 64 KB chunks, rejects spool to disk, nothing is queued.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import re
 import tempfile
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
-from queue import Queue
 from typing import Any
 
 import psycopg
 import sqlalchemy as sa
-from psycopg.copy import QueuedLibpqWriter
 
 from ingest import parsers
 from ingest.schema import ensure_raw_schema
-from ingest.sources import Source
+from ingest.sources import FileDigest, Source
 from onramp.errors import OnrampError
 
 log = logging.getLogger(__name__)
@@ -50,7 +49,12 @@ FORMATS = {
     "incidents": ("jsonl", "csv"),
     "endpoints": ("jsonl", "csv"),
 }
-COPY_WRITE_CHARS = 1 << 20
+# Read and write in small pieces. PostgreSQL parses what sits in the socket buffer while Python
+# parses the next block, so each piece must take Python less time than that buffer (~200 KB) takes
+# the server. A writer thread with 1 MB pieces was slower: the C regex calls hold the GIL for a
+# whole block, so the writer thread, and with it the server, waited (measured in bench/load.py).
+READ_CHUNK = 64 << 10
+COPY_WRITE_CHARS = 64 << 10
 MAX_REJECT_TEXT = 1 << 20
 
 
@@ -130,11 +134,29 @@ def _sniff(kind: str, head: bytes) -> str | None:
 
 
 def file_checksum(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return FileDigest(path).hexdigest()
+
+
+class _LoadedBefore(Exception):
+    """The file's bytes were loaded before: the transaction is rolled back, the load skipped."""
+
+    def __init__(self, batch_id: int, checksum: str) -> None:
+        super().__init__(batch_id)
+        self.batch_id = batch_id
+        self.checksum = checksum
+
+
+def _check_not_loaded(cur: psycopg.Cursor, kind: str, checksum: str) -> None:
+    # Two loads of the same bytes at once: the second waits here, then sees the first and skips.
+    cur.execute("select pg_advisory_xact_lock(hashtext(%s))", (f"onramp.load:{kind}:{checksum}",))
+    cur.execute(
+        "select batch_id from raw.load_batches"
+        " where kind = %s and checksum = %s and status = 'loaded'",
+        (kind, checksum),
+    )
+    previous = cur.fetchone()
+    if previous is not None:
+        raise _LoadedBefore(previous[0], checksum)
 
 
 # -- rejects -------------------------------------------------------------------------------------
@@ -177,25 +199,14 @@ class RejectSpool:
 
 
 # -- loading -------------------------------------------------------------------------------------
-class _BoundedQueuedWriter(QueuedLibpqWriter):
-    """psycopg's threaded COPY writer with a short queue.
-
-    The stock queue holds 1024 buffers, so a parser faster than the server could buffer most of
-    a big file in memory; 32 buffers (a few MB) keep the pipeline busy and memory flat.
-    """
-
-    def __init__(self, cursor: psycopg.Cursor) -> None:
-        super().__init__(cursor)
-        self._queue: Queue[Any] = Queue(maxsize=32)
-
-
 class RecentIds:
     """Drops events whose event_id was already sent in this file, within a recent window.
 
     Files often repeat an event a little later (a retried delivery). Without this, one repeat
     fails the direct COPY and the whole file is merged through a staging table at about twice
-    the cost. Memory stays bounded: the window is two generations of at most WINDOW ids. A repeat
-    from further back (or of an event loaded before) still takes the merge path.
+    the cost. Memory stays bounded: the ids of the last chunks, WINDOW ids at most, are kept. A
+    repeat from further back (or of an event loaded before) still takes the merge path. The
+    common chunk, without a repeat, costs two set operations per id.
     """
 
     WINDOW = 250_000  # ids; the sample data repeats events up to ~3 days (~185k lines) later
@@ -204,34 +215,46 @@ class RecentIds:
         # The id is the `column`-th field of a COPY line (tab separated, escaped consistently).
         skip = r"[^\t\n]*+\t" * column
         self._ids = re.compile(rf"{skip}([^\t\n]*+)[^\n]*+\n").findall
-        self.current: set[str] = set()
-        self.previous: set[str] = set()
+        self.seen: set[str] = set()
+        self.chunks: deque[list[str]] = deque()  # the ids in `seen`, oldest chunk first
+        self.size = 0
         self.dropped = 0
 
-    def filter(self, chunk: str) -> str:
-        """`chunk` (whole COPY lines) without the lines whose id was seen before."""
-        ids = self._ids(chunk)
-        new = set(ids)
-        if len(new) == len(ids) and new.isdisjoint(self.current) and new.isdisjoint(self.previous):
-            self._remember(new)
-            return chunk
+    def filter(self, chunk: str, ids: list[str] | None = None) -> tuple[str, int]:
+        """(`chunk` without the lines whose id was seen before, lines kept).
+
+        `ids` are the chunk's event ids, one per line, when the parser already has them.
+        """
+        if ids is None:
+            ids = self._ids(chunk)
+        seen = self.seen
+        if seen.isdisjoint(ids):
+            before = len(seen)
+            seen.update(ids)
+            if len(seen) - before == len(ids):
+                self._remember(ids)
+                return chunk, len(ids)
+            seen.difference_update(ids)  # a repeat inside the chunk: none of these was seen
         lines = chunk.split("\n")  # not splitlines(): values may hold other line breaks
         lines.pop()
-        kept = []
-        seen = self.current
+        kept, kept_ids = [], []
         for line, event_id in zip(lines, ids, strict=True):
-            if event_id in seen or event_id in self.previous:
+            if event_id in seen:
                 self.dropped += 1
                 continue
             seen.add(event_id)
             kept.append(line)
-        self._remember(set())
-        return "\n".join(kept) + "\n" if kept else ""
+            kept_ids.append(event_id)
+        self._remember(kept_ids)
+        return ("\n".join(kept) + "\n" if kept else ""), len(kept)
 
-    def _remember(self, ids: set[str]) -> None:
-        self.current |= ids
-        if len(self.current) >= self.WINDOW:
-            self.previous, self.current = self.current, set()
+    def _remember(self, ids: list[str]) -> None:
+        self.chunks.append(ids)
+        self.size += len(ids)
+        while self.size > self.WINDOW:
+            old = self.chunks.popleft()
+            self.seen.difference_update(old)
+            self.size -= len(old)
 
 
 def _copy_lines(
@@ -239,10 +262,11 @@ def _copy_lines(
 ) -> tuple[int, int]:
     """COPY a parser's output into `table`; returns (rows sent, repeats dropped).
 
-    A parser yields its COPY column order first, then COPY text pieces: single rows or long
-    validated runs. Pieces are written in writes of about COPY_WRITE_CHARS, so the server parses
-    one chunk while Python prepares the next. With `dedupe`, events repeated within the file are
-    dropped before they reach the server (see RecentIds).
+    A parser yields its COPY column order first, then COPY text pieces: single rows, long
+    validated runs, or (text, event ids) pairs for runs whose ids it already has. Pieces are
+    written in writes of about COPY_WRITE_CHARS, so the server parses one while Python prepares
+    the next. With `dedupe`, events repeated within the file are dropped before they reach the
+    server (see RecentIds).
     """
     it = iter(parsed)
     columns = next(it, None)
@@ -251,28 +275,35 @@ def _copy_lines(
     recent = RecentIds(list(columns).index("event_id")) if dedupe else None
     sent = 0
     buf: list[str] = []
+    ids: list[str] | None = []  # the buffer's event ids, while every piece came with them
     size = 0
-    # A writer thread sends while this thread parses the next chunk: parsing and the server's
-    # COPY work overlap instead of taking turns.
     sql = f"copy {table} ({', '.join(columns)}) from stdin {parsers.COPY_OPTIONS}"
-    with cur.copy(sql, writer=_BoundedQueuedWriter(cur)) as copy:
+    with cur.copy(sql) as copy:
         for piece in chain(it, [None]):
             if piece is not None:
+                if type(piece) is tuple:
+                    piece, piece_ids = piece
+                    if ids is not None:
+                        ids += piece_ids
+                else:
+                    ids = None
                 buf.append(piece)
                 size += len(piece)
                 if size < COPY_WRITE_CHARS:
                     continue
             if not buf:
                 break
-            chunk = "".join(buf)
-            buf.clear()
-            size = 0
+            chunk = "".join(buf) if len(buf) > 1 else buf[0]
             if recent is not None:
-                chunk = recent.filter(chunk)
-                if not chunk:
-                    continue
-            copy.write(chunk)
-            sent += chunk.count("\n")
+                chunk, rows = recent.filter(chunk, ids)
+            else:
+                rows = chunk.count("\n")
+            buf.clear()
+            ids = []
+            size = 0
+            if rows:
+                copy.write(chunk)
+                sent += rows
     return sent, recent.dropped if recent is not None else 0
 
 
@@ -316,7 +347,13 @@ def load_file(
     _check_path(path)
     fmt = _resolve_format(kind, path, fmt)
     started = time.perf_counter()
-    checksum = file_checksum(path)
+    read = [0]  # file bytes reported to `progress`, so a skipped file still ends the bar
+
+    def tally(size: int) -> None:
+        read[0] += size
+        if progress is not None:
+            progress(size)
+
     raw_conn = engine.raw_connection()
     try:
         pg: psycopg.Connection = raw_conn.driver_connection  # type: ignore[assignment]
@@ -324,9 +361,24 @@ def load_file(
         saved_autocommit = pg.autocommit
         pg.autocommit = True
         try:
-            return _load_in_transaction(pg, kind, path, fmt, caller, progress, checksum, started)
+            return _load_in_transaction(pg, kind, path, fmt, caller, tally, started)
+        except _LoadedBefore as skip:
+            log.info("skipping %s: loaded before as batch %s", path, skip.batch_id)
+            tally(max(0, path.stat().st_size - read[0]))
+            return BatchResult(
+                str(path),
+                kind,
+                fmt,
+                0,
+                0,
+                0,
+                True,
+                time.perf_counter() - started,
+                skip.batch_id,
+                skip.checksum,
+            )
         except psycopg.Error as exc:
-            _record_failure(pg, kind, path, fmt, checksum, started)
+            _record_failure(pg, kind, path, fmt, started)
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise LoadError(f"loading {path} failed, nothing of it was kept: {first}") from exc
         except parsers.MissingColumns as exc:
@@ -344,65 +396,54 @@ def _load_in_transaction(
     fmt: str,
     caller: str | None,
     progress: Callable[[int], None] | None,
-    checksum: str,
     started: float,
 ) -> BatchResult:
+    """The load; raises _LoadedBefore (rolling everything back) when the bytes were loaded before.
+
+    The checksum is taken while the parser reads the file, so whether these bytes were loaded
+    before is known at the end (or at the first event_id conflict, which a reload always hits).
+    """
     with pg.transaction(), pg.cursor() as cur:
         cur.execute("set local timezone = 'UTC'")
-        # Two loads of the same bytes at once: the second waits, then sees the first and skips.
         cur.execute(
-            "select pg_advisory_xact_lock(hashtext(%s))", (f"onramp.load:{kind}:{checksum}",)
+            "select 1 from raw.load_batches where kind = %s and path = %s and status = 'loaded'",
+            (kind, str(path.resolve())),
         )
-        cur.execute(
-            "select batch_id from raw.load_batches"
-            " where kind = %s and checksum = %s and status = 'loaded'",
-            (kind, checksum),
-        )
-        previous = cur.fetchone()
-        if previous is not None:
-            if progress is not None:
-                progress(path.stat().st_size)
-            log.info("skipping %s: loaded before as batch %s", path, previous[0])
-            return BatchResult(
-                str(path),
-                kind,
-                fmt,
-                0,
-                0,
-                0,
-                True,
-                time.perf_counter() - started,
-                previous[0],
-                checksum,
-            )
+        if cur.fetchone() is not None:
+            # Most likely a rerun over the same files: hash first, so an unchanged file is
+            # skipped without being parsed.
+            _check_not_loaded(cur, kind, file_checksum(path))
         cur.execute(
             "insert into raw.load_batches (kind, path, checksum, format)"
-            " values (%s, %s, %s, %s) returning batch_id",
-            (kind, str(path.resolve()), checksum, fmt),
+            " values (%s, %s, '', %s) returning batch_id",
+            (kind, str(path.resolve()), fmt),
         )
         batch_id = cur.fetchone()[0]
         batch = str(batch_id)
         rejects = RejectSpool(batch_id)
+        digest = FileDigest(path)
         try:
             columns = _columns(kind)
             duplicates = 0
+            source = Source(path, rejects.add, progress, READ_CHUNK, digest)
             if kind != "api_events":
-                source = Source(path, rejects.add, progress)
                 loaded, _ = _copy_lines(
                     cur, f"raw.{kind}", _parse(kind, fmt, source, rejects.add, batch, caller)
                 )
             else:
                 loaded, duplicates = _load_events(
-                    pg, cur, path, fmt, caller, progress, rejects, batch, columns
+                    pg, cur, source, fmt, caller, rejects, batch, columns
                 )
+            checksum = digest.hexdigest()
+            _check_not_loaded(cur, kind, checksum)
             rejects.copy_into(cur)
             seconds = time.perf_counter() - started
             cur.execute(
-                "update raw.load_batches set status = 'loaded', rows_loaded = %s,"
+                "update raw.load_batches set status = 'loaded', checksum = %s, rows_loaded = %s,"
                 " rows_duplicate = %s, rows_rejected = %s, finished_at = clock_timestamp(),"
                 " seconds = %s"
                 " where batch_id = %s",
-                (loaded, duplicates, rejects.count, seconds, batch_id),
+                (checksum, loaded, duplicates, rejects.count, seconds, batch_id),
             )
             if rejects.count:
                 log.info("%s: %d rejects %s", path, rejects.count, rejects.reasons)
@@ -425,10 +466,9 @@ def _load_in_transaction(
 def _load_events(
     pg: psycopg.Connection,
     cur: psycopg.Cursor,
-    path: Path,
+    source: Source,
     fmt: str,
     caller: str | None,
-    progress: Callable[[int], None] | None,
     rejects: RejectSpool,
     batch: str,
     columns: str,
@@ -436,20 +476,22 @@ def _load_events(
     """(rows loaded, duplicates): optimistic direct COPY, merge through a temp table on conflict."""
     try:
         with pg.transaction():  # savepoint: a duplicate event_id undoes only this attempt
-            source = Source(path, rejects.add, progress)
             parsed = _parse("api_events", fmt, source, rejects.add, batch, caller)
             return _copy_lines(cur, "raw.api_events", parsed, dedupe=True)
     except psycopg.errors.UniqueViolation:
-        log.info("%s overlaps loaded events: merging through a staging table", path)
+        # Reloading the same file always lands here: finish its checksum before merging.
+        _check_not_loaded(cur, "api_events", file_checksum(source.path))
+        log.info("%s overlaps loaded events: merging through a staging table", source.path)
     rejects.reset()
     cur.execute(
         "create temp table if not exists onramp_stage_events"
         " (like raw.api_events including defaults) on commit drop"
     )
     cur.execute("truncate onramp_stage_events")
-    source = Source(path, rejects.add, None)  # the bar already covered this file once
+    # The progress bar already covered this file once.
+    again = Source(source.path, rejects.add, None, READ_CHUNK)
     staged, _ = _copy_lines(
-        cur, "onramp_stage_events", _parse("api_events", fmt, source, rejects.add, batch, caller)
+        cur, "onramp_stage_events", _parse("api_events", fmt, again, rejects.add, batch, caller)
     )
     cur.execute(
         f"insert into raw.api_events ({columns}) select {columns} from onramp_stage_events"
@@ -460,10 +502,11 @@ def _load_events(
 
 
 def _record_failure(
-    pg: psycopg.Connection, kind: str, path: Path, fmt: str, checksum: str, started: float
+    pg: psycopg.Connection, kind: str, path: Path, fmt: str, started: float
 ) -> None:
     """Leave a trace of a load that failed (its rows are gone with the rolled-back transaction)."""
     try:
+        checksum = file_checksum(path)
         with pg.transaction(), pg.cursor() as cur:
             cur.execute(
                 "insert into raw.load_batches"
@@ -471,7 +514,7 @@ def _record_failure(
                 " values (%s, %s, %s, %s, 'failed', clock_timestamp(), %s)",
                 (kind, str(path.resolve()), checksum, fmt, time.perf_counter() - started),
             )
-    except psycopg.Error:
+    except (psycopg.Error, OSError):
         log.warning("could not record the failed load of %s", path)
 
 

@@ -17,6 +17,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from itertools import chain
+from operator import itemgetter
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -598,8 +599,11 @@ _JSON_TEXT = rf'(?:"({_JSON_CHAR}*+)"|null)'  # "" and null are both NULL, as in
 # Extra keys go to `extras` verbatim. Only flat values whose jsonb equals what the general path
 # stores (strings, integers, literals); a canonical key repeated as an "extra" is left to orjson.
 _EXTRA_VALUE = rf'(?:"{_JSON_CHAR}*+"|-?+(?:0|[1-9]\d{{0,17}}+)|true|false|null)'
-_EXTRA_MEMBER = rf'"(?!(?:{"|".join(EVENT_COLUMNS)})"){_JSON_CHAR}*+"{_SP}:{_SP}{_EXTRA_VALUE}'
+_EXTRA_KEY = rf'"(?!(?:{"|".join(EVENT_COLUMNS)})"){_JSON_CHAR}*+"'
 _JSON_REQUIRED = ("event_id", "occurred_at", "developer_id", "status_code")
+
+
+_LAST = itemgetter(-1)  # the extras group of a JsonLines match
 
 
 class JsonLines:
@@ -610,18 +614,23 @@ class JsonLines:
     the general path, which converts or rejects them.
     """
 
-    def __init__(self, keys: list[str], batch: str) -> None:
+    def __init__(self, keys: list[str], batch: str, spaced: bool = True) -> None:
         order, self.perm = copy_order(keys)
         self.columns = (*order, "extras", "batch_id")
-        members = f"{_SP},{_SP}".join(
-            rf'"{key}"{_SP}:{_SP}{_JSON_VALUES.get(key, _JSON_TEXT)}' for key in keys
+        # Compact JSON (no blanks between tokens, as most writers emit) gets a pattern without
+        # the optional blanks, which matches about 15% faster.
+        sp = _SP if spaced else ""
+        members = f"{sp},{sp}".join(
+            rf'"{key}"{sp}:{sp}{_JSON_VALUES.get(key, _JSON_TEXT)}' for key in keys
         )
         # One empty group per canonical column the file lacks: NULL fields in COPY order.
         absent = "()" * (len(order) - len(keys))
         # The extras group keeps the closing brace; rows() adds the opening one.
-        extras = rf"(?:,{_SP}({_EXTRA_MEMBER}(?:{_SP},{_SP}{_EXTRA_MEMBER})*+{_SP}\}})|\}})"
-        line = rf"{_SP}\{{{_SP}{members}{_SP}{absent}{extras}{_SP}\n"
+        extra = f"{_EXTRA_KEY}{sp}:{sp}{_EXTRA_VALUE}"
+        extras = rf"(?:,{sp}({extra}(?:{sp},{sp}{extra})*+{sp}\}})|\}})"
+        line = rf"{sp}\{{{sp}{members}{sp}{absent}{extras}{sp}\n"
         self.findall = re.compile("(?m)^" + line).findall
+        self.id_of = itemgetter(order.index("event_id"))
         # The run matcher needs no groups (and Python 3.11's re mishandles groups inside a
         # possessive repeat), so every "(" that opens a group becomes "(?:".
         bare = re.sub(r"(?<!\\)\((?!\?)", "(?:", line)
@@ -632,14 +641,21 @@ class JsonLines:
     def usable(keys: list[str]) -> bool:
         return all(key in keys for key in _JSON_REQUIRED)
 
-    def rows(self, found: list[tuple[str, ...]]) -> str:
-        """COPY text for findall() tuples: canonical fields, extras, batch."""
+    def rows(self, found: list[tuple[str, ...]]) -> tuple[str, list[str]]:
+        """(COPY text, event ids) for findall() tuples: canonical fields, extras, batch."""
         text = self.end.join(map("\t".join, found)) + self.end
-        # Canonical fields never hold a quote, so a field starting with one is an extras object.
-        return text.replace('\t"', '\t{"')
+        if any(map(_LAST, found)):
+            # Canonical fields never hold a quote, so a field starting with one is extras.
+            text = text.replace('\t"', '\t{"')
+        return text, list(map(self.id_of, found))
 
-    def block(self, first: int, text: str, reject: RejectFn, batch: str) -> Iterator[str]:
-        """COPY text for a block of whole lines; lines the regex refuses take the general path."""
+    def block(
+        self, first: int, text: str, reject: RejectFn, batch: str
+    ) -> Iterator[str | tuple[str, list[str]]]:
+        """COPY text for a block of whole lines; lines the regex refuses take the general path.
+
+        Matched runs come as (text, event ids), so the loader need not find the ids again.
+        """
         found = self.findall(text)
         if len(found) == text.count("\n"):  # every line matched (each match is one whole line)
             if found:
@@ -821,7 +837,10 @@ def _learn_json_lines(text: str, batch: str) -> JsonLines | None:
         if type(obj) is not dict:
             continue
         keys = [key for key in obj if key in EVENT_COLUMN_SET]
-        return JsonLines(keys, batch) if JsonLines.usable(keys) else None
+        if not JsonLines.usable(keys):
+            return None
+        compact = JsonLines(keys, batch, spaced=False)
+        return compact if compact.run(line + "\n").end() else JsonLines(keys, batch)
     return None
 
 

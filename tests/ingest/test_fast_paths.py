@@ -94,11 +94,11 @@ def general(line: str) -> str | None:
     return parsers._json_event(1, line, None, lambda *a: None, "7")
 
 
-def fast(line: str, keys: list[str] | None = None) -> str | None:
+def fast(line: str, keys: list[str] | None = None, spaced: bool = True) -> str | None:
     """The fast path's COPY line for one JSON line, or None when it leaves the line alone."""
-    lines = JsonLines(keys or list(BASE), "7")
+    lines = JsonLines(keys or list(BASE), "7", spaced=spaced)
     found = lines.findall(line + "\n")
-    return lines.rows(found) if found else None
+    return lines.rows(found)[0] if found else None
 
 
 @pytest.mark.parametrize("compact", [False, True], ids=["spaced", "compact"])
@@ -108,11 +108,25 @@ def test_json_fast_path_agrees_with_general_path(change, compact):
     out = fast(line)
     assert out is not None
     assert normalised(out) == normalised(general(line))
+    # The pattern for compact files gives the same row, or leaves a spaced line alone.
+    assert fast(line, spaced=False) == (out if compact else None)
 
 
 @pytest.mark.parametrize("change", REFUSED, ids=str)
 def test_json_fast_path_steps_aside(change):
     assert fast(json_line(change)) is None
+    assert fast(json_line(change, True), spaced=False) is None
+
+
+@pytest.mark.parametrize("compact", [False, True], ids=["spaced", "compact"])
+def test_json_fast_path_pattern_follows_the_first_line(compact):
+    text = "\n".join(json_line({}, compact) for _ in range(3)) + "\n"
+    learned = parsers._learn_json_lines(text, "7")
+    assert learned is not None
+    assert len(learned.findall(text)) == 3
+    # A compact first line picks the pattern without blanks; the spaced one accepts both forms.
+    other = json_line({}, not compact) + "\n"
+    assert learned.run(other).end() == (0 if compact else len(other))
 
 
 def test_json_fast_path_refuses_a_repeated_canonical_key():
@@ -126,7 +140,8 @@ def test_json_fast_path_follows_the_first_lines_key_order():
     row = {k: BASE[k] for k in keys}
     line = json.dumps(row)
     lines = JsonLines(keys, "7")
-    out = lines.rows(lines.findall(line + "\n"))
+    out, ids = lines.rows(lines.findall(line + "\n"))
+    assert ids == [row["event_id"]]
     # COPY order: the file's own columns, then the ones it lacks (NULL), then extras and batch
     assert out == "\t".join([*(str(row[k]) for k in keys), *[""] * 9, "", "7"]) + "\n"
     assert JsonLines(keys, "7").findall(json_line({}) + "\n") == []  # another order: general
@@ -136,9 +151,8 @@ def test_json_block_sends_odd_lines_to_the_general_path():
     good = json_line({})
     lines = [good, good, json_line({"method": "post"}), good, '{"broken": ', good]
     rejected: list[tuple[int, str, str]] = []
-    out = "".join(
-        JsonLines(list(BASE), "7").block(10, "\n".join(lines) + "\n", _collect(rejected), "7")
-    )
+    pieces = JsonLines(list(BASE), "7").block(10, "\n".join(lines) + "\n", _collect(rejected), "7")
+    out = "".join(p[0] if isinstance(p, tuple) else p for p in pieces)
     assert out.count("\n") == 5
     assert [row.split("\t")[4] for row in out.splitlines()] == ["GET", "GET", "POST", "GET", "GET"]
     assert rejected == [(14, "malformed JSON", '{"broken": ')]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest import loader, sources
+from ingest import loader
 from ingest.loader import LoadError, load_manifest_dir, load_paths
 from tests.ingest.conftest import events, rejects, rows
 
@@ -48,6 +48,41 @@ def test_same_file_twice_adds_nothing(raw_engine, write, uid):
     assert batches == [
         {"status": "loaded", "rows_loaded": 50, "format": "csv", "path": str(path.resolve())}
     ]
+
+
+@pytest.mark.parametrize("kind", ["api-events", "developers"])
+def test_same_bytes_under_another_name_are_skipped(raw_engine, write, uid, kind):
+    # The checksum is taken while the file is read: a copy is recognised at its first event_id
+    # conflict (events) or at the end of the read (dimensions), and nothing of it is kept.
+    if kind == "api-events":
+        text = HEADER + "\n" + csv_rows(uid, 40)
+    else:
+        text = "developer_id,email,signed_up_at\n" + "".join(
+            f"{uid}_d{i},{uid}{i}@example.com,2026-11-01T00:00:00Z\n" for i in range(5)
+        )
+    original = write("original.csv", text)
+    copy = write("copy.csv", text)
+    [first] = load_paths(raw_engine, kind, [original])
+    [second] = load_paths(raw_engine, kind, [copy])
+    assert (second.skipped, second.rows_loaded, second.batch_id) == (True, 0, first.batch_id)
+    assert second.checksum == first.checksum
+    assert rows(
+        raw_engine,
+        "select status from raw.load_batches where checksum = :c or path = :p",
+        c=first.checksum,
+        p=str(copy.resolve()),
+    ) == [{"status": "loaded"}]
+
+
+def test_two_loads_of_the_same_bytes_at_once_load_them_once(raw_engine, write, uid):
+    from concurrent.futures import ThreadPoolExecutor
+
+    paths = [write(f"{name}.csv", HEADER + "\n" + csv_rows(uid, 2000)) for name in "ab"]
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda p: load_paths(raw_engine, "api-events", [p])[0], paths))
+    assert sorted(r.skipped for r in results) == [False, True]
+    assert sum(r.rows_loaded for r in results) == 2000
+    assert count(raw_engine, uid) == 2000
 
 
 def test_same_rows_in_another_file_add_nothing(raw_engine, write, uid):
@@ -259,9 +294,26 @@ def test_repeats_within_a_file_are_dropped_on_the_way(raw_engine, write, uid, ca
     assert "staging table" not in caplog.text
 
 
+@pytest.mark.parametrize("given_ids", [False, True], ids=["found", "given"])
+def test_recent_ids_window(monkeypatch, given_ids):
+    monkeypatch.setattr(loader.RecentIds, "WINDOW", 4)
+    recent = loader.RecentIds(1)
+
+    def chunk(*ids: str) -> tuple[str, list[str] | None]:
+        return "".join(f"x\t{i}\ty\n" for i in ids), (list(ids) if given_ids else None)
+
+    assert recent.filter(*chunk("a", "b")) == ("x\ta\ty\nx\tb\ty\n", 2)
+    assert recent.filter(*chunk("c", "a", "c")) == ("x\tc\ty\n", 1)  # a from before, c twice
+    assert recent.filter(*chunk("d", "e")) == ("x\td\ty\nx\te\ty\n", 2)
+    # five ids were remembered, so the oldest chunk (a, b) left the window of four
+    assert recent.filter(*chunk("a", "e")) == ("x\ta\ty\n", 1)
+    assert recent.dropped == 3
+    assert recent.seen == {"c", "d", "e", "a"} and recent.size == 4
+
+
 def test_repeat_from_beyond_the_window_still_merges(raw_engine, write, uid, monkeypatch, caplog):
     monkeypatch.setattr(loader.RecentIds, "WINDOW", 2)
-    monkeypatch.setattr(sources, "CHUNK_SIZE", 256)  # blocks of a few rows...
+    monkeypatch.setattr(loader, "READ_CHUNK", 256)  # blocks of a few rows...
     monkeypatch.setattr(loader, "COPY_WRITE_CHARS", 100)  # ...each sent as its own chunk
     repeats = csv_rows(uid, 1, start=0) + csv_rows(uid, 1, start=19)  # 0 is far back by then
     text = HEADER + "\n" + csv_rows(uid, 20) + repeats

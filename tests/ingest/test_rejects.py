@@ -7,7 +7,7 @@ import gzip
 
 import pytest
 
-from ingest import sources
+from ingest import loader, sources
 from ingest.loader import load_paths
 from ingest.parsers import REJECT_REASONS
 from tests.ingest.conftest import events, rejects, rows
@@ -97,7 +97,7 @@ def test_invalid_utf8_line(raw_engine, write, uid):
 
 def test_line_too_long(raw_engine, write, uid, monkeypatch):
     monkeypatch.setattr(sources, "MAX_LINE_BYTES", 1000)
-    monkeypatch.setattr(sources, "CHUNK_SIZE", 256)
+    monkeypatch.setattr(loader, "READ_CHUNK", 256)
     bad = f"{uid}-x,2026-11-20T10:00:00Z,{uid}_dev,200,5,1,2," + "x" * 5000
     text = csv_case(bad).format(good1=good(uid, 1), good2=good(uid, 2))
     path = write("events.csv", text)

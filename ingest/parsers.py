@@ -650,14 +650,16 @@ class JsonLines:
         return text, list(map(self.id_of, found))
 
     def block(
-        self, first: int, text: str, reject: RejectFn, batch: str
+        self, first: int, text: str, reject: RejectFn, batch: str, lines: int | None = None
     ) -> Iterator[str | tuple[str, list[str]]]:
         """COPY text for a block of whole lines; lines the regex refuses take the general path.
 
         Matched runs come as (text, event ids), so the loader need not find the ids again.
+        `lines` is the number of lines in `text` when known (an upper bound is safe).
         """
         found = self.findall(text)
-        if len(found) == text.count("\n"):  # every line matched (each match is one whole line)
+        # Each match is one whole line, so as many matches as lines means every line matched.
+        if len(found) == (text.count("\n") if lines is None else lines):
             if found:
                 yield self.rows(found)
             return
@@ -811,15 +813,15 @@ def parse_jsonl_events(
 
     The keys of the first JSON object in the first block decide the fast path's key order.
     """
-    blocks = source.blocks()
+    blocks = source.counted_blocks()
     head = next(blocks, None)
     fast = _learn_json_lines(head[1], batch) if head is not None else None
     yield fast.columns if fast is not None else EVENT_COPY_COLUMNS
     if head is None:
         return
-    for first, text in chain([head], blocks):
+    for first, text, lines in chain([head], blocks):
         if fast is not None:
-            yield from fast.block(first, text, reject, batch)
+            yield from fast.block(first, text, reject, batch, lines)
             continue
         for lineno, line in enumerate(text.split("\n")[:-1], first):
             row = _json_event(lineno, line, None, reject, batch)

@@ -230,6 +230,20 @@ class Source:
             lineno += 1
         self.lines_read = lineno - 1
 
+    def counted_blocks(self) -> Iterator[tuple[int, str, int]]:
+        """blocks() with the number of lines in each, read off where the next block starts.
+
+        This saves counting every block twice. Where this reader dropped lines between two
+        blocks (rejected ones), the number is too high, never too low.
+        """
+        blocks = self.blocks()
+        prev = next(blocks, None)
+        for nxt in blocks:
+            yield prev[0], prev[1], nxt[0] - prev[0]
+            prev = nxt
+        if prev is not None:
+            yield prev[0], prev[1], self.lines_read + 1 - prev[0]
+
     def _decode(self, lineno: int, block: bytes) -> Iterator[tuple[int, str]]:
         try:
             text = block.decode("utf-8")

@@ -178,7 +178,7 @@ load_paths(get_engine(), "api-events", [sys.argv[1]], progress=progress)
 def test_killed_load_leaves_nothing_and_rerun_loads_all(raw_engine, write, uid, pg_url):
     n = 40_000
     path = write("big.csv", HEADER + "\n" + csv_rows(uid, n))
-    assert path.stat().st_size > 2_500_000  # more than two 1 MB chunks
+    assert path.stat().st_size > 40 * loader.READ_CHUNK  # stalled after two chunks: mid-file
     proc = subprocess.Popen(
         [sys.executable, "-c", KILL_SCRIPT, str(path)],
         cwd=REPO,

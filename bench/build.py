@@ -391,6 +391,13 @@ def main() -> int:
                 f"{r['unique_id'].split('.')[2]} {r['execution_time']:.2f}s" for r in slow
             )
             print(f"  slowest nodes of the {label} build: {names}")
+        models = sorted(
+            (r for r in results if r["unique_id"].startswith("model.")),
+            key=lambda r: -r["execution_time"],
+        )
+        print("  model times of the incremental build:")
+        for r in models:
+            print(f"    {r['unique_id'].split('.')[2]:<45} {r['execution_time']:6.2f} s")
         return 0
     finally:
         engine.dispose()

@@ -5,6 +5,7 @@
     missing from it (not possible after a normal run) is normalised here.
     Incremental: a run rebuilds only the days from incremental_start_date() on; a built day whose
     event count still matches the events that landed for it is kept (late events rebuild it).
+    Rows are written in day order, so a later run reads a day from a few adjacent pages.
 #}
 {{
     config(
@@ -86,3 +87,4 @@ final as (
 )
 
 select * from final
+order by usage_date

@@ -1,4 +1,7 @@
-{# One row per developer with usage up to the as-of day: first call, first success, last call. #}
+{#
+    One row per developer with usage up to the as-of day: first call, first success, last call,
+    lifetime and month-to-date events (the quota segments, through int_developers_quota_used).
+#}
 with
 
 fct_developer_daily_usage as (
@@ -18,7 +21,13 @@ final as (
         min(first_success_at) as first_success_at,
         max(last_event_at) as last_event_at,
         cast(sum(events) as bigint) as lifetime_events,
-        cast(sum(successful_events) as bigint) as lifetime_successful_events
+        cast(sum(successful_events) as bigint) as lifetime_successful_events,
+        cast(coalesce(sum(
+            case
+                when usage_date >= cast({{ dbt.date_trunc('month', as_of_date()) }} as date)
+                    then events
+            end
+        ), 0) as bigint) as month_to_date_events
     from fct_developer_daily_usage
     where usage_date <= {{ as_of_date() }}
     group by developer_id

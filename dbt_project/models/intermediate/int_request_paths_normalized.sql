@@ -1,7 +1,10 @@
 {#
     Request path -> route template, one row per distinct path seen. The route regex is the
-    costliest expression of the whole build; this lookup runs it once per distinct path instead
-    of once per call. Incremental: a run adds the paths first seen in the days it scans.
+    costliest expression of a full build; this lookup runs it once per distinct path instead
+    of once per call. Incremental: a run adds the paths first seen in the days it scans: the days
+    int_api_events_aggregated_to_route_days rebuilds in the same run (its own check, on its table:
+    new days, and kept days whose events changed), or from the last first-seen day on when that
+    table is not built yet.
 #}
 {{
     config(
@@ -13,6 +16,19 @@
 }}
 
 {%- set start = incremental_start_date('first_seen_date') %}
+{%- if start is not none %}
+    {%- set route_days_start = rebuild_start_date(
+        model_relation('int_api_events_aggregated_to_route_days'), 'usage_date', 'events'
+    ) %}
+    {%- if route_days_start is not none %}
+        {#- every event up to the last first-seen day (as-of capped) was scanned by earlier runs -#}
+        {%- set after_scanned = (
+            modules.datetime.datetime.strptime(start, '%Y-%m-%d').date()
+            + modules.datetime.timedelta(days=var('incremental_lookback_days') | int + 1)
+        ).isoformat() %}
+        {%- set start = [route_days_start, after_scanned] | min %}
+    {%- endif %}
+{%- endif %}
 
 with
 

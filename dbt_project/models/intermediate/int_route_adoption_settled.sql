@@ -5,6 +5,8 @@
     earlier/later one; counts: added) instead of re-reading every route-day, and
     fct_route_adoption adds the recent days on top. The pre-hook empties the table when the as-of
     date moved back (kept days no longer settled), and the run then rebuilds it from every day.
+    No index: the merge deletes and inserts a third of the rows each day, which a hash join does
+    in one pass; maintaining a unique btree on (developer_id, route) cost more than the merge.
 #}
 {{
     config(
@@ -13,7 +15,6 @@
         unique_key=['developer_id', 'route'],
         on_schema_change='fail',
         pre_hook="{{ reset_settled_aggregate('last_call_date') }}",
-        indexes=[{'columns': ['developer_id', 'route'], 'unique': True}],
     )
 }}
 

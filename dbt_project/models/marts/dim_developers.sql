@@ -32,6 +32,8 @@ fct_route_adoption as (
 
 milestones as (
 
+    -- the first day in sandbox / production is always a stage change (the day before was in
+    -- another stage, or there was none), so only stage changes and the as-of day are read
     select
         developer_id,
         min(case when stage in ('sandbox', 'production') then stage_date end) as first_sandbox_date,
@@ -39,7 +41,9 @@ milestones as (
         max(case when stage_date = {{ as_of_date() }} then stage end) as current_stage,
         max(case when stage_date = {{ as_of_date() }} then window_events end) as events_last_window
     from fct_developer_stage_daily
-    where stage_date <= {{ as_of_date() }}
+    where
+        stage_date <= {{ as_of_date() }}
+        and (is_stage_change or stage_date = {{ as_of_date() }})
     group by developer_id
 
 ),

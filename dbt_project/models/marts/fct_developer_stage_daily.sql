@@ -4,19 +4,22 @@
     not_integrated (no successful call ever) / dormant (no call in the window) / production
     (window events / window days > var production_daily_events) / sandbox. previous_stage and
     is_stage_change make entering and leaving a stage visible. Incremental like the usage facts:
-    a run rebuilds the days from incremental_start_date() on.
+    a run rebuilds the days from incremental_start_date() on, skipping the built days whose
+    per-developer event counts still match fct_developer_daily_usage (already rebuilt by this
+    run), so a daily run rebuilds only the new day unless late events changed the last ones.
+    Rows are written in day order (dim_developers and the funnel tables read recent days).
 #}
 {{
     config(
         materialized='incremental',
         incremental_strategy='append',
         on_schema_change='fail',
-        pre_hook="{{ delete_from_incremental_start('stage_date') }}",
+        pre_hook="{{ delete_from_incremental_start('stage_date', 'events', 'fct_developer_daily_usage') }}",
         indexes=[{'columns': ['stage_date']}],
     )
 }}
 
-{%- set start = incremental_start_date('stage_date') %}
+{%- set start = incremental_start_date('stage_date', 'events', 'fct_developer_daily_usage') %}
 {%- set window_days = var('stage_window_days') | int %}
 {%- if start is not none %}
     {%- set window_start = dbt.dateadd('day', -window_days, "cast('" ~ start ~ "' as date)") %}
@@ -159,3 +162,4 @@ final as (
 )
 
 select * from final
+order by stage_date

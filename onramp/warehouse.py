@@ -210,4 +210,23 @@ def dbt_env(settings: Settings | None = None) -> dict[str, str]:
         "ONRAMP_PG_USER": parts["user"],
         "ONRAMP_PG_PASSWORD": parts["password"],
         "ONRAMP_PG_DBNAME": parts["dbname"],
+        "ONRAMP_DBT_THREADS": str(dbt_threads()),
     }
+
+
+def dbt_threads() -> int:
+    """dbt's threads: ONRAMP_DBT_THREADS, else one per core up to 4.
+
+    More models at once than there are cores only makes each of them wait, the more so with the
+    embedded PostgreSQL on the same machine.
+    """
+    configured = os.environ.get("ONRAMP_DBT_THREADS", "").strip()
+    if configured:
+        try:
+            threads = int(configured)
+        except ValueError:
+            threads = 0
+        if threads < 1:
+            raise OnrampError(f"ONRAMP_DBT_THREADS must be a number above 0, got {configured!r}")
+        return threads
+    return max(1, min(4, os.cpu_count() or 1))

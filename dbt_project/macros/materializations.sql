@@ -6,8 +6,9 @@
     commits and drops the backup, each its own statement; on a daily run most models compute in
     a fraction of a second, so those round trips were a good part of a run.
 
-    A table is dropped and created again inside one transaction: readers see the old table until
-    the commit, and a failed build rolls back to it. The model must not select from itself
+    A table is dropped and created again inside one transaction: a reader never sees a half-built
+    table (it waits for the commit, about as long as the model takes), and a failed build rolls
+    back to the old table. The model must not select from itself
     (none does; an incremental model is the way to build on earlier rows). A contract's column
     check runs first, as in dbt's (get_create_table_as_sql).
 #}

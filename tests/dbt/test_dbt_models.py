@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections import defaultdict
 from datetime import timedelta
@@ -267,3 +268,19 @@ def test_build_command_rejects_a_bad_date() -> None:
     result = CliRunner().invoke(build, ["--as-of", "2026-13-01"])
     assert result.exit_code == 2
     assert "Invalid value for '--as-of'" in result.output
+
+
+def test_dbt_threads_follow_the_setting_or_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    from onramp.errors import OnrampError
+    from onramp.warehouse import dbt_threads
+
+    monkeypatch.setenv("ONRAMP_DBT_THREADS", "3")
+    assert dbt_threads() == 3
+    monkeypatch.setenv("ONRAMP_DBT_THREADS", "")
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    assert dbt_threads() == 2
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)
+    assert dbt_threads() == 4
+    monkeypatch.setenv("ONRAMP_DBT_THREADS", "many")
+    with pytest.raises(OnrampError, match="ONRAMP_DBT_THREADS"):
+        dbt_threads()

@@ -480,7 +480,7 @@ def _load_events(
             return _copy_lines(cur, "raw.api_events", parsed, dedupe=True)
     except psycopg.errors.UniqueViolation:
         # Reloading the same file always lands here: finish its checksum before merging.
-        _check_not_loaded(cur, "api_events", file_checksum(source.path))
+        _check_not_loaded(cur, "api_events", source.digest.hexdigest())
         log.info("%s overlaps loaded events: merging through a staging table", source.path)
     rejects.reset()
     cur.execute(

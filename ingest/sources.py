@@ -29,23 +29,27 @@ class FileDigest:
     The loader needs the checksum only to tell whether the same bytes were loaded before, and a
     separate pass over a big file before the load costs about 5% of it; hashing the chunks the
     parser reads anyway overlaps with the COPY. If the reader stopped before the end, the rest
-    of the file is read here.
+    of the file is read here; if it reached the end, bytes appended since are not hashed (they
+    were not loaded either).
     """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._hash = hashlib.sha256()
         self._size = 0
+        self.complete = False  # set by the reader at the end of the file
 
     def update(self, chunk: bytes) -> None:
         self._hash.update(chunk)
         self._size += len(chunk)
 
     def hexdigest(self) -> str:
-        with open(self.path, "rb") as fh:
-            fh.seek(self._size)
-            while chunk := fh.read(CHUNK_SIZE):
-                self.update(chunk)
+        if not self.complete:
+            with open(self.path, "rb") as fh:
+                fh.seek(self._size)
+                while chunk := fh.read(CHUNK_SIZE):
+                    self.update(chunk)
+            self.complete = True
         return self._hash.hexdigest()
 
 
@@ -95,6 +99,8 @@ class Source:
             while True:
                 chunk = fh.read(self.chunk_size)
                 if not chunk:
+                    if self.digest is not None:
+                        self.digest.complete = True
                     return
                 if self.progress is not None:
                     self.progress(len(chunk))
@@ -149,15 +155,15 @@ class Source:
     def head(self, size: int = 65536) -> bytes:
         """The first decompressed bytes (without BOM), for format sniffing."""
         out = b""
-        saved = self.progress
-        self.progress = None
+        saved = self.progress, self.digest
+        self.progress = self.digest = None  # a peek: neither read progress nor the checksum
         try:
             for chunk in self.byte_chunks():
                 out += chunk
                 if len(out) >= size:
                     break
         finally:
-            self.progress = saved
+            self.progress, self.digest = saved
             self.broken = None
         return out[:size]
 
@@ -186,7 +192,7 @@ class Source:
             yield carry.decode("utf-8", "replace").replace("\r\n", "\n")
 
     def blocks(self) -> Iterator[tuple[int, str]]:
-        """(number of the first line, text of whole lines) in chunks of about CHUNK_SIZE.
+        """(number of the first line, text of whole lines) in chunks of about `chunk_size`.
 
         Every line in a block ends with "\n" (a last line without one gets it), CRLF is LF.
         Lines that are not UTF-8 or longer than MAX_LINE_BYTES go to the reject callback. After

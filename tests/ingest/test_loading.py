@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import os
 import signal
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest import loader
+from ingest import loader, sources
 from ingest.loader import LoadError, load_manifest_dir, load_paths
 from tests.ingest.conftest import events, rejects, rows
 
@@ -50,28 +51,65 @@ def test_same_file_twice_adds_nothing(raw_engine, write, uid):
     ]
 
 
-@pytest.mark.parametrize("kind", ["api-events", "developers"])
-def test_same_bytes_under_another_name_are_skipped(raw_engine, write, uid, kind):
+@pytest.mark.parametrize("case", ["csv events", "moesif events", "developers"])
+def test_same_bytes_under_another_name_are_skipped(raw_engine, write, uid, case):
     # The checksum is taken while the file is read: a copy is recognised at its first event_id
     # conflict (events) or at the end of the read (dimensions), and nothing of it is kept.
-    if kind == "api-events":
+    kind, name = ("developers", "d.csv") if case == "developers" else ("api-events", "e.csv")
+    if case == "csv events":
         text = HEADER + "\n" + csv_rows(uid, 40)
+    elif case == "moesif events":  # its reader peeks at the head first: hashed once all the same
+        name = "moesif.json"
+        text = json.dumps(
+            [
+                {
+                    "request": {"time": f"2026-11-20T10:00:{i:02d}Z", "uri": f"/v1/{i}"},
+                    "response": {"status": 200},
+                    "user_id": f"{uid}_dev",
+                    "transaction_id": f"{uid}-{i}",
+                }
+                for i in range(40)
+            ]
+        )
     else:
         text = "developer_id,email,signed_up_at\n" + "".join(
             f"{uid}_d{i},{uid}{i}@example.com,2026-11-01T00:00:00Z\n" for i in range(5)
         )
-    original = write("original.csv", text)
-    copy = write("copy.csv", text)
+    original = write(name, text)
+    copy = write("copy_" + name, text)
     [first] = load_paths(raw_engine, kind, [original])
+    assert first.checksum == hashlib.sha256(original.read_bytes()).hexdigest()
+    [again] = load_paths(raw_engine, kind, [original])
     [second] = load_paths(raw_engine, kind, [copy])
-    assert (second.skipped, second.rows_loaded, second.batch_id) == (True, 0, first.batch_id)
-    assert second.checksum == first.checksum
+    for skipped in (again, second):
+        assert (skipped.skipped, skipped.rows_loaded, skipped.batch_id) == (
+            True,
+            0,
+            first.batch_id,
+        )
+        assert skipped.checksum == first.checksum
     assert rows(
         raw_engine,
         "select status from raw.load_batches where checksum = :c or path = :p",
         c=first.checksum,
         p=str(copy.resolve()),
     ) == [{"status": "loaded"}]
+
+
+def test_checksum_covers_only_what_was_read(tmp_path):
+    # A file that grows after its read (a live log) keeps the checksum of the bytes loaded, so
+    # the grown file is not mistaken for one loaded before.
+    path = tmp_path / "live.log"
+    path.write_bytes(b"a\n" * 100_000)
+    digest = sources.FileDigest(path)
+    for _ in sources.Source(path, chunk_size=4096, digest=digest).blocks():
+        pass
+    with open(path, "ab") as fh:
+        fh.write(b"late\n")
+    assert digest.hexdigest() == hashlib.sha256(b"a\n" * 100_000).hexdigest()
+    stopped = sources.FileDigest(path)  # a reader that stops early: the rest is read here
+    next(sources.Source(path, chunk_size=4096, digest=stopped).blocks())
+    assert stopped.hexdigest() == hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def test_two_loads_of_the_same_bytes_at_once_load_them_once(raw_engine, write, uid):

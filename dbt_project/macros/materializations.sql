@@ -177,11 +177,15 @@
                         onramp_target.{{ key }} = onramp_model_rows.{{ key }}
                         {{- " and" if not loop.last }}
                     {%- endfor %}
+                returning 1
             )
 
             insert into {{ target_relation }} ({{ column_list }})
             select {{ column_list }}
             from onramp_model_rows
+            -- reading the delete's count (an init plan) runs it to the end before the first row
+            -- goes in: a unique index on the key never holds the old and the new row at once
+            where (select count(*) from onramp_replaced) >= 0
         {%- else %}
             insert into {{ target_relation }} ({{ column_list }})
             select {{ column_list }}

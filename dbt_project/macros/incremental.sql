@@ -177,14 +177,7 @@
             on built.day = landed.day
         where built.events is distinct from landed.events
     {%- endset -%}
-    {%- set changed = run_query(sql).columns[0].values()[0] -%}
-    {%- if changed is none -%}
-        {{ return(next_day) }}
-    {%- endif -%}
-    {%- if changed is string -%}
-        {%- set changed = modules.datetime.datetime.strptime(changed[:10], '%Y-%m-%d').date() -%}
-    {%- endif -%}
-    {{ return(changed) }}
+    {{ return(first_changed_or(sql, next_day)) }}
 {%- endmacro %}
 
 {#
@@ -245,9 +238,14 @@
             )
             or (usage.developer_id is null and built.events > 0)
     {%- endset -%}
+    {{ return(first_changed_or(sql, next_day)) }}
+{%- endmacro %}
+
+{# The date `sql` (one row, one column) returns, or `otherwise` when it returns null. #}
+{% macro first_changed_or(sql, otherwise) -%}
     {%- set changed = run_query(sql).columns[0].values()[0] -%}
     {%- if changed is none -%}
-        {{ return(next_day) }}
+        {{ return(otherwise) }}
     {%- endif -%}
     {%- if changed is string -%}
         {%- set changed = modules.datetime.datetime.strptime(changed[:10], '%Y-%m-%d').date() -%}

@@ -16,8 +16,6 @@ create table if not exists raw.load_batches (
     finished_at timestamptz,
     seconds double precision
 );
-create unique index if not exists load_batches_kind_checksum
-    on raw.load_batches (kind, checksum) where status = 'loaded';
 
 create table if not exists raw.load_rejects (
     batch_id bigint not null references raw.load_batches (batch_id),
@@ -26,7 +24,6 @@ create table if not exists raw.load_rejects (
     raw_text text
 );
 -- No primary key: one line can yield two rejects (two elements of a minified JSON array).
-create index if not exists load_rejects_batch on raw.load_rejects (batch_id, line_number);
 
 create table if not exists raw.api_events (
     event_id text not null,
@@ -46,9 +43,6 @@ create table if not exists raw.api_events (
     extras jsonb,
     batch_id bigint not null
 );
-create unique index if not exists api_events_event_id on raw.api_events (event_id);
--- dbt reads events by time window (incremental days, incident ranges); BRIN is tiny for append order.
-create index if not exists api_events_occurred_at_brin on raw.api_events using brin (occurred_at);
 
 create table if not exists raw.developers (
     developer_id text not null,
@@ -87,6 +81,30 @@ create table if not exists raw.endpoints (
     batch_id bigint not null,
     line_number bigint not null
 );
+
+-- Indexes, created only when missing. Not `create index if not exists`: it takes a SHARE lock on
+-- the table even when the index exists, which cancels a running autovacuum; a cancelled BRIN
+-- summarization leaves ranges that match every scan until the index is rebuilt (seen on
+-- PostgreSQL 16.2), so each incremental dbt run would read every event again.
+do $$
+begin
+    if to_regclass('raw.load_batches_kind_checksum') is null then
+        create unique index load_batches_kind_checksum
+            on raw.load_batches (kind, checksum) where status = 'loaded';
+    end if;
+    if to_regclass('raw.load_rejects_batch') is null then
+        create index load_rejects_batch on raw.load_rejects (batch_id, line_number);
+    end if;
+    if to_regclass('raw.api_events_event_id') is null then
+        create unique index api_events_event_id on raw.api_events (event_id);
+    end if;
+    -- dbt reads events by time window (incremental days, incident ranges): BRIN is tiny for
+    -- append order and never slows COPY down
+    if to_regclass('raw.api_events_occurred_at_brin') is null then
+        create index api_events_occurred_at_brin on raw.api_events using brin (occurred_at);
+    end if;
+end
+$$;
 
 -- Upgrades of warehouses created by an earlier version. Checked first, so the usual run takes
 -- no ALTER TABLE lock (this file runs before every load).

@@ -32,6 +32,9 @@ INCREMENTAL_AGGREGATES = {
     # developer x route: kept settled days merged with the newly settled ones, plus recent days
     "int_route_adoption_settled": "intermediate",
     "fct_route_adoption": "marts",
+    # developer x month over settled days, and the per-developer totals on top of it
+    "int_developer_usage_settled": "intermediate",
+    "int_developers_usage_summarized": "intermediate",
 }
 
 

@@ -101,6 +101,43 @@ def test_incremental_run_equals_full_refresh(built: Built, engine: sa.Engine) ->
             assert (only_full, only_incremental) == (0, 0), model
 
 
+def test_usage_summary_equals_one_pass_over_the_daily_usage(
+    built: Built, engine: sa.Engine
+) -> None:
+    # settled months + recent days (full refresh and incremental run) against every day at once
+    direct = """
+        select
+            developer_id,
+            min(usage_date) as first_event_date,
+            min(case when successful_events > 0 then usage_date end) as first_success_date,
+            max(usage_date) as last_event_date,
+            min(first_event_at) as first_event_at,
+            min(first_success_at) as first_success_at,
+            max(last_event_at) as last_event_at,
+            sum(events) as lifetime_events,
+            sum(successful_events) as lifetime_successful_events,
+            coalesce(sum(case when usage_date >= date_trunc('month', cast(:as_of as date))
+                then events end), 0) as month_to_date_events
+        from marts.fct_developer_daily_usage
+        where usage_date <= :as_of
+        group by developer_id
+    """
+    columns = (
+        "developer_id, first_event_date, first_success_date, last_event_date, first_event_at,"
+        " first_success_at, last_event_at, lifetime_events, lifetime_successful_events,"
+        " month_to_date_events"
+    )
+    with engine.connect() as conn:
+        expected = set(conn.execute(sa.text(direct), {"as_of": built.as_of}))
+        assert len(expected) > 10
+        assert any(row.month_to_date_events < row.lifetime_events for row in expected)
+        for schema in ("intermediate", "incremental_copy"):
+            found = conn.execute(
+                sa.text(f"select {columns} from {schema}.int_developers_usage_summarized")
+            )
+            assert set(found) == expected, schema
+
+
 def test_incremental_run_rebuilt_only_the_recent_days(built: Built) -> None:
     for model, days in built.changed_days.items():
         assert built.as_of in days, model

@@ -17,7 +17,6 @@
 
     {%- set existing_relation = load_cached_relation(this) -%}
     {%- set target_relation = this.incorporate(type='table') -%}
-    {%- set grant_config = config.get('grants') -%}
 
     {{ run_hooks(pre_hooks, inside_transaction=False) }}
 
@@ -32,15 +31,7 @@
         {%- endfor %}
     {%- endcall %}
 
-    {{ run_hooks(post_hooks, inside_transaction=True) }}
-
-    {%- set should_revoke = should_revoke(existing_relation, full_refresh_mode=True) -%}
-    {%- do apply_grants(target_relation, grant_config, should_revoke=should_revoke) -%}
-    {%- do persist_docs(target_relation, model) -%}
-
-    {{ adapter.commit() }}
-
-    {{ run_hooks(post_hooks, inside_transaction=False) }}
+    {{ onramp_finish(target_relation, existing_relation, True, post_hooks) }}
 
     {{ return({'relations': [target_relation]}) }}
 
@@ -55,7 +46,6 @@
 
     {%- set existing_relation = load_cached_relation(this) -%}
     {%- set target_relation = this.incorporate(type='view') -%}
-    {%- set grant_config = config.get('grants') -%}
 
     {{ run_hooks(pre_hooks, inside_transaction=False) }}
 
@@ -82,19 +72,24 @@
         {%- endif %}
     {%- endcall %}
 
-    {{ run_hooks(post_hooks, inside_transaction=True) }}
-
-    {%- set should_revoke = should_revoke(existing_relation, full_refresh_mode=True) -%}
-    {%- do apply_grants(target_relation, grant_config, should_revoke=should_revoke) -%}
-    {%- do persist_docs(target_relation, model) -%}
-
-    {{ adapter.commit() }}
-
-    {{ run_hooks(post_hooks, inside_transaction=False) }}
+    {{ onramp_finish(target_relation, existing_relation, True, post_hooks) }}
 
     {{ return({'relations': [target_relation]}) }}
 
 {% endmaterialization %}
+
+{#
+    How every materialization here ends, as dbt's own do: the post-hooks inside the transaction,
+    grants and docs, the commit, then the post-hooks outside it.
+#}
+{% macro onramp_finish(target_relation, existing_relation, full_refresh_mode, post_hooks) -%}
+    {{ run_hooks(post_hooks, inside_transaction=True) }}
+    {%- set revoke = should_revoke(existing_relation, full_refresh_mode=full_refresh_mode) -%}
+    {%- do apply_grants(target_relation, config.get('grants'), should_revoke=revoke) -%}
+    {%- do persist_docs(target_relation, model) -%}
+    {{ adapter.commit() }}
+    {{ run_hooks(post_hooks, inside_transaction=False) }}
+{%- endmacro %}
 
 {# The transactional hooks, rendered into the main statement instead of one round trip each. #}
 {% macro onramp_inline_hooks(hooks) -%}
@@ -134,7 +129,6 @@
         {{ return(dbt.materialization_incremental_default()) }}
     {%- endif -%}
 
-    {%- set grant_config = config.get('grants') -%}
     {%- set target_columns = get_column_schema_from_query('select * from ' ~ target_relation) -%}
     {%- if on_schema_change == 'fail' -%}
         {%- set model_columns = get_column_schema_from_query(sql, config.get('sql_header', none)) -%}
@@ -195,15 +189,7 @@
         {%- endif %}
     {%- endcall %}
 
-    {{ run_hooks(post_hooks, inside_transaction=True) }}
-
-    {%- set should_revoke = should_revoke(existing_relation, full_refresh_mode=False) -%}
-    {%- do apply_grants(target_relation, grant_config, should_revoke=should_revoke) -%}
-    {%- do persist_docs(target_relation, model) -%}
-
-    {{ adapter.commit() }}
-
-    {{ run_hooks(post_hooks, inside_transaction=False) }}
+    {{ onramp_finish(target_relation, existing_relation, False, post_hooks) }}
 
     {{ return({'relations': [target_relation]}) }}
 

@@ -13,6 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from email_sync.errors import one_line
+from email_sync.feedback.headers import unsubscribe_headers
 from email_sync.guardrails import INVALID
 from email_sync.hashing import hash_key
 from email_sync.ledger import claim_batch, record_outcomes
@@ -66,7 +67,8 @@ def deliver(
                     text=rendered.text,
                     segment=spec.name,
                     template=row.template,
-                    headers={"List-Unsubscribe": f"<{renderer.unsubscribe_url(row.message_id)}>"},
+                    headers=unsubscribe_headers(renderer, row.message_id, kind),
+                    unsubscribe_scope=kind if kind == "marketing" else None,
                 )
             )
         if emails:

@@ -90,7 +90,8 @@ def refresh_suppressions(conn: sa.Connection, provider: Provider) -> None:
 
 
 def suppress(conn: sa.Connection, spec: SegmentSpec, run_id: int) -> None:
-    """Suppressed addresses get nothing (any kind); marketing email also needs consent."""
+    """Suppressed addresses get nothing of the suppression's scope ('all', or one kind such as
+    marketing); marketing email also needs consent."""
     conn.execute(
         sa.text(
             """
@@ -98,6 +99,7 @@ def suppress(conn: sa.Connection, spec: SegmentSpec, run_id: int) -> None:
                 reason = 'suppressed: ' || s.reason, updated_at = now()
             from email_sync.suppressions as s
             where g.run_id = :run and g.status = 'pending' and s.email = g.email
+              and (s.scope = 'all' or s.scope = g.kind)
             """
         ),
         {"run": run_id},

@@ -16,6 +16,7 @@ from urllib.parse import quote
 
 import jinja2
 
+from email_sync.feedback.links import UnsubscribeLinks
 from onramp.errors import OnrampError
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[1] / "templates"
@@ -45,9 +46,15 @@ class Rendered:
 
 
 class Renderer:
-    def __init__(self, templates_dir: Path | None = None, sender: str = "onramp@example.com"):
+    def __init__(
+        self,
+        templates_dir: Path | None = None,
+        sender: str = "onramp@example.com",
+        links: UnsubscribeLinks | None = None,
+    ):
         self.dir = Path(templates_dir or TEMPLATES_DIR)
         self.sender = sender
+        self.links = links  # one-click unsubscribe + postal address (email_sync.feedback)
 
     @cached_property
     def _html_env(self) -> jinja2.Environment:
@@ -74,6 +81,8 @@ class Renderer:
                 raise TemplateMissing(f"template {template}.{part}.j2 not found in {self.dir}")
 
     def unsubscribe_url(self, message_id: str) -> str:
+        if self.links is not None:
+            return self.links.url(message_id)
         return f"mailto:{self.sender}?subject={quote('unsubscribe ' + message_id)}"
 
     def context(
@@ -87,6 +96,7 @@ class Renderer:
         ctx["segment"] = segment
         ctx["message_id"] = message_id
         ctx["unsubscribe_url"] = self.unsubscribe_url(message_id)
+        ctx["postal_address"] = self.links.postal_address if self.links else ""
         return ctx
 
     def render(

@@ -81,3 +81,5 @@ create table if not exists email_sync.suppressions (
     source text not null,
     created_at timestamptz not null default now()
 );
+-- scope: 'all' (nothing is sent) or one kind such as 'marketing' (transactional mail still goes).
+alter table email_sync.suppressions add column if not exists scope text not null default 'all';

@@ -33,6 +33,7 @@ import sqlalchemy as sa
 from email_sync import guardrails, ledger
 from email_sync.delivery import deliver, render_sample
 from email_sync.errors import BlastRadiusExceeded, SegmentBusy, SegmentMissing, one_line
+from email_sync.feedback.headers import MarketingNotConfigured, prepare_renderer
 from email_sync.list_mirror import count_list_changes, sync_list
 from email_sync.membership import (
     check_segment_table,
@@ -84,7 +85,7 @@ def sync_segment(
     """
     started = time.perf_counter()
     clock = (now or datetime.now(UTC)).astimezone(UTC)
-    renderer = renderer or Renderer(sender=settings.email_from)
+    renderer = prepare_renderer(settings, spec, renderer)
     if spec.email:
         renderer.check(spec.email.template)
     result = SyncResult(
@@ -153,7 +154,7 @@ def sync_all(
             results.append(
                 sync_segment(engine, settings, spec, as_of, dry_run, allow_large, **kwargs)
             )
-        except (SegmentBusy, BlastRadiusExceeded, SegmentMissing) as exc:
+        except (SegmentBusy, BlastRadiusExceeded, SegmentMissing, MarketingNotConfigured) as exc:
             results.append(exc)
     return results
 

@@ -54,6 +54,13 @@ class Settings:
     blast_radius_min_members: int
     max_send_attempts: int
     http_timeout_s: float
+    # Feedback loop (Event Webhook, one-click unsubscribe); defaults keep older callers working.
+    public_url: str | None = None
+    unsubscribe_secret: str | None = field(default=None, repr=False)
+    unsubscribe_mailto: str | None = None
+    webhook_public_key: str | None = field(default=None, repr=False)
+    webhook_max_age_s: int = 600
+    postal_address: str | None = None
 
     @property
     def postgres_dir(self) -> Path:
@@ -89,4 +96,11 @@ class Settings:
             blast_radius_min_members=_int("ONRAMP_BLAST_RADIUS_MIN_MEMBERS", 500),
             max_send_attempts=_int("ONRAMP_MAX_SEND_ATTEMPTS", 5),
             http_timeout_s=_float("ONRAMP_HTTP_TIMEOUT_S", 30.0),
+            public_url=(os.environ.get("ONRAMP_PUBLIC_URL") or "").strip().rstrip("/") or None,
+            unsubscribe_secret=os.environ.get("ONRAMP_UNSUBSCRIBE_SECRET") or None,
+            unsubscribe_mailto=os.environ.get("ONRAMP_UNSUBSCRIBE_MAILTO") or None,
+            webhook_public_key=(os.environ.get("SENDGRID_WEBHOOK_PUBLIC_KEY") or "").strip()
+            or None,
+            webhook_max_age_s=_int("ONRAMP_WEBHOOK_MAX_AGE_S", 600),
+            postal_address=(os.environ.get("ONRAMP_POSTAL_ADDRESS") or "").strip() or None,
         )

@@ -47,6 +47,8 @@ class OutgoingEmail:
     segment: str
     template: str
     headers: dict[str, str] = field(default_factory=dict)
+    # The unsubscribe scope (category) of marketing mail; None for transactional mail.
+    unsubscribe_scope: str | None = None
 
     @property
     def custom_args(self) -> dict[str, str]:

@@ -30,6 +30,7 @@ from typing import Any
 from python_http_client import exceptions as http_exc
 from sendgrid import SendGridAPIClient
 
+from email_sync.feedback.asm import asm_group_id
 from email_sync.hashing import hash_email, redact_addresses
 from email_sync.providers.base import (
     AmbiguousSendError,
@@ -227,12 +228,15 @@ class SendGridProvider(Provider):
                 {"type": "text/html", "value": HTML_TAG},
             ]
         categories = sorted({c for e in emails for c in ("onramp", e.segment, e.template)})[:10]
-        return {
+        body = {
             "from": sender,
             "personalizations": personalizations,
             "content": content,
             "categories": categories,
         }
+        if first.unsubscribe_scope:  # marketing: SendGrid's unsubscribe group for the scope
+            body["asm"] = {"group_id": asm_group_id(self, first.unsubscribe_scope)}
+        return body
 
     def send(self, emails: list[OutgoingEmail]) -> list[SendOutcome]:
         outcomes: list[SendOutcome] = []
@@ -242,8 +246,11 @@ class SendGridProvider(Provider):
                 batched.append(email)
             else:
                 outcomes.extend(self._send_batch([email], inline=True))
-        for chunk in _unique_chunks(batched, MAX_PERSONALIZATIONS):
-            outcomes.extend(self._send_batch(chunk, inline=False))
+        # One unsubscribe group per request (asm is message-level): chunk per scope.
+        for scope in sorted({e.unsubscribe_scope or "" for e in batched}):
+            same = [e for e in batched if (e.unsubscribe_scope or "") == scope]
+            for chunk in _unique_chunks(same, MAX_PERSONALIZATIONS):
+                outcomes.extend(self._send_batch(chunk, inline=False))
         return outcomes
 
     def _send_batch(self, emails: list[OutgoingEmail], inline: bool) -> list[SendOutcome]:

@@ -1,0 +1,34 @@
+"""Creates the feedback tables (raw.email_events and friends, the suppression scope).
+
+Call `ensure_feedback_schema` before anything reads `raw.email_events`: the receiver does at
+start, and a dbt build must have it before dbt resolves the `sendgrid` source.
+"""
+
+from __future__ import annotations
+
+from importlib.resources import files
+
+import sqlalchemy as sa
+
+
+def feedback_ddl() -> str:
+    return files("email_sync.feedback").joinpath("schema.sql").read_text()
+
+
+def ensure_feedback_schema(conn: sa.Connection) -> None:
+    """Idempotent DDL in the caller's transaction; an advisory lock stops two starts racing."""
+    conn.execute(sa.text("select pg_advisory_xact_lock(hashtext('onramp.feedback_schema'))"))
+    ready = conn.execute(
+        sa.text(
+            "select to_regclass('email_sync.suppression_pulls') is not null and exists ("
+            " select 1 from information_schema.columns where table_schema = 'email_sync'"
+            " and table_name = 'suppressions' and column_name = 'scope')"
+        )
+    ).scalar_one()
+    if not ready:
+        conn.exec_driver_sql(feedback_ddl())
+
+
+def ensure_feedback_schema_on(engine: sa.Engine) -> None:
+    with engine.begin() as conn:
+        ensure_feedback_schema(conn)

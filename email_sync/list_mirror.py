@@ -2,7 +2,9 @@
 
 Work is queued in `segment_membership.list_status` (`pending_add` / `pending_remove`) by the diff,
 so a list call that fails is simply picked up by the next run. Members without consent or with an
-invalid or suppressed address are never added (`skipped`).
+invalid or suppressed address are never added (`skipped`), and every run takes off the list the
+current members who lost consent or became suppressed since they were added, not only those who
+left the segment (`_requeue_consent_changes`); a member who gives consent again is added back.
 """
 
 from __future__ import annotations
@@ -46,8 +48,39 @@ def _skip_unlistable(conn: sa.Connection, spec: SegmentSpec) -> int:
     ).rowcount
 
 
+def _requeue_consent_changes(conn: sa.Connection, spec: SegmentSpec) -> tuple[int, int]:
+    """Queue removal of listed members who are no longer listable, and re-adding of skipped or
+    removed current members who are listable again. Returns (to remove, to add)."""
+    params = {"seg": spec.name, "email_re": EMAIL_RE}
+    removing = conn.execute(
+        sa.text(
+            f"""
+            update email_sync.segment_membership as m set list_status = 'pending_remove'
+            from {spec.relation} as s
+            where m.segment = :seg and m.exited_at is null and m.list_status = 'synced'
+              and s.member_key = m.member_key and {_UNLISTABLE}
+            """
+        ),
+        params,
+    ).rowcount
+    adding = conn.execute(
+        sa.text(
+            f"""
+            update email_sync.segment_membership as m set list_status = 'pending_add'
+            from {spec.relation} as s
+            where m.segment = :seg and m.exited_at is null
+              and m.list_status in ('skipped', 'removed')
+              and s.member_key = m.member_key and not {_UNLISTABLE}
+            """
+        ),
+        params,
+    ).rowcount
+    return removing, adding
+
+
 def count_list_changes(conn: sa.Connection, spec: SegmentSpec, r: SyncResult) -> None:
     """For a dry run, inside its rolled-back transaction: what the list mirror would do."""
+    _requeue_consent_changes(conn, spec)
     r.list_skipped = _skip_unlistable(conn, spec)
     r.list_added, r.list_removed = conn.execute(
         sa.text(
@@ -117,6 +150,7 @@ def sync_list(conn: sa.Connection, spec: SegmentSpec, provider: Provider, r: Syn
     """Push queued additions and removals to the provider's list. Rows the provider did not
     confirm stay pending for the next run."""
     with conn.begin():
+        _requeue_consent_changes(conn, spec)
         r.list_skipped = _skip_unlistable(conn, spec)
         field_types = _field_types(conn, spec)
         columns = ", ".join(f's."{c}"' for c in spec.custom_fields)

@@ -34,6 +34,7 @@ from email_sync import guardrails, ledger
 from email_sync.delivery import deliver, render_sample
 from email_sync.errors import BlastRadiusExceeded, SegmentBusy, SegmentMissing, one_line
 from email_sync.feedback.headers import MarketingNotConfigured, prepare_renderer
+from email_sync.feedback.suppression_pull import one_pull_per_sync, pulled_this_sync
 from email_sync.list_mirror import count_list_changes, sync_list
 from email_sync.membership import (
     check_segment_table,
@@ -149,13 +150,27 @@ def sync_all(
     email when one developer enters several segments on the same day. A refused or busy segment
     does not stop the others; its error is returned in its place."""
     results: list[SyncResult | OnrampError] = []
-    for spec in sorted(specs, key=lambda s: (-s.priority, s.name)):
-        try:
-            results.append(
-                sync_segment(engine, settings, spec, as_of, dry_run, allow_large, **kwargs)
-            )
-        except (SegmentBusy, BlastRadiusExceeded, SegmentMissing, MarketingNotConfigured) as exc:
-            results.append(exc)
+    specs = list(specs)
+    # The provider's suppressions are pulled once for all segments, outside their transactions.
+    shared = kwargs.get("provider")
+    puller = None if dry_run or shared is not None else get_provider(settings)
+    try:
+        with one_pull_per_sync(engine, None if dry_run else shared or puller):
+            for spec in sorted(specs, key=lambda s: (-s.priority, s.name)):
+                try:
+                    results.append(
+                        sync_segment(engine, settings, spec, as_of, dry_run, allow_large, **kwargs)
+                    )
+                except (
+                    SegmentBusy,
+                    BlastRadiusExceeded,
+                    SegmentMissing,
+                    MarketingNotConfigured,
+                ) as exc:
+                    results.append(exc)
+    finally:
+        if puller is not None:
+            puller.close()
     return results
 
 
@@ -269,7 +284,8 @@ def _decide_messages(
     r.skipped += max(r.entered - inserted, 0)
     r.retried = ledger.adopt_unfinished(conn, spec, run_id, settings.max_send_attempts)
     guardrails.reject_invalid_addresses(conn, run_id)
-    if provider is not None and ledger.count_pending(conn, run_id):
+    # A single-segment sync still refreshes here; sync_all pulled once before all segments.
+    if provider is not None and not pulled_this_sync() and ledger.count_pending(conn, run_id):
         guardrails.refresh_suppressions(conn, provider)
     guardrails.suppress(conn, spec, run_id)
     guardrails.apply_frequency_cap(conn, settings, run_id, clock)

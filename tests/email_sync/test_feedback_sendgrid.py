@@ -3,11 +3,13 @@ marketing sends carry the unsubscribe group, transactional ones do not."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from datetime import date
 
 import sqlalchemy as sa
 
-from email_sync.sync import sync_segment
+from email_sync.sync import sync_all, sync_segment
 from tests.email_sync.conftest import member, spec
 
 AS_OF = date(2026, 11, 26)
@@ -72,8 +74,6 @@ def test_marketing_sends_carry_the_unsubscribe_group(
     bodies = [r.json for r in sendgrid_server.requests_to("POST", "/v3/mail/send")]
     assert len(bodies) == 2
     groups = sendgrid_server.client().client.asm.groups.get()
-    import json
-
     (group,) = [g for g in json.loads(groups.body) if g["name"] == "onramp marketing"]
     assert bodies[0]["asm"] == {"group_id": group["id"]}
     headers = bodies[0]["personalizations"][0]["headers"]
@@ -82,3 +82,44 @@ def test_marketing_sends_carry_the_unsubscribe_group(
     assert "asm" not in bodies[1]
     assert "List-Unsubscribe" not in bodies[1]["personalizations"][0].get("headers", {})
     assert sendgrid_server.count("POST", "/v3/asm/groups") == 1
+
+
+def test_suppression_pull_once_per_sync_all_and_incremental(
+    engine, settings, segments, sendgrid_server, sg_provider
+):
+    settings = dataclasses.replace(settings, daily_email_cap=10, weekly_email_cap=10)
+    sendgrid_server.add_suppression("bounces", "dev1@example.com", created=1_700_000_000)
+    group = sendgrid_server.create_group("onramp marketing")
+    sendgrid_server.add_group_suppression(group, "dev2@example.com")
+    segments.create("new_signups", [member(n) for n in (1, 2, 3)])
+    segments.create(
+        "incident_affected",
+        [member(n, incident_id="i", incident_title="Outage") for n in (1, 2, 3)],
+        {"incident_id": "text", "incident_title": "text"},
+    )
+    specs = [
+        spec("new_signups", email={"template": "welcome", "kind": "marketing"}),
+        spec(
+            "incident_affected",
+            email={"template": "incident_affected", "kind": "transactional", "priority": 90},
+        ),
+    ]
+
+    sync_all(engine, settings, specs, AS_OF, provider=sg_provider)
+
+    assert sendgrid_server.count("GET", "/v3/suppression/bounces") == 1  # once, not per segment
+    sent = {(m.recipient, m.custom_args["onramp_segment"]) for m in sendgrid_server.messages}
+    assert sent == {
+        ("dev2@example.com", "incident_affected"),  # group unsubscribe: marketing only
+        ("dev3@example.com", "incident_affected"),
+        ("dev3@example.com", "new_signups"),
+    }
+    with engine.connect() as conn:
+        scopes = dict(
+            conn.execute(sa.text("select email, scope from email_sync.suppressions")).all()
+        )
+    assert scopes == {"dev1@example.com": "all", "dev2@example.com": "marketing"}
+
+    sync_all(engine, settings, specs, AS_OF, provider=sg_provider)
+    second = sendgrid_server.requests_to("GET", "/v3/suppression/bounces")[-1]
+    assert second.query.get("start_time") in (["1700000000"], "1700000000")

@@ -20,7 +20,9 @@ def ensure_feedback_schema(conn: sa.Connection) -> None:
     conn.execute(sa.text("select pg_advisory_xact_lock(hashtext('onramp.feedback_schema'))"))
     ready = conn.execute(
         sa.text(
-            "select to_regclass('email_sync.suppression_pulls') is not null and exists ("
+            "select to_regclass('email_sync.suppression_pulls') is not null"
+            " and to_regclass('raw.email_events') is not null"
+            " and to_regclass('raw.email_event_rejects') is not null and exists ("
             " select 1 from information_schema.columns where table_schema = 'email_sync'"
             " and table_name = 'suppressions' and column_name = 'scope')"
         )

@@ -64,3 +64,21 @@ def test_engagement_mart_counts_and_rates(engine, settings):
     later = rows[("new_signups", "entry", "2025-11-25")]
     assert (later.unique_opens, later.sent, later.open_rate) == (1, 0, None)
     assert rows[("quota_warning", "2", "2025-11-24")].sent == 1
+
+
+def test_staging_reads_empty_before_the_receiver_ever_ran(engine, settings):
+    from onramp.dbt import run_dbt
+
+    with engine.begin() as conn:
+        conn.execute(sa.text("drop table if exists raw.email_events cascade"))
+    try:
+        run_dbt(["build", "--select", "stg_sendgrid__email_events+"], settings=settings)
+        with engine.connect() as conn:
+            total = conn.execute(
+                sa.text("select count(*) from marts.fct_email_engagement_daily")
+            ).scalar_one()
+        assert total == 0
+    finally:
+        ensure_feedback_schema_on(engine)
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("select to_regclass('raw.email_events')")).scalar_one()

@@ -1,5 +1,5 @@
-"""The SendGrid suppression pull: once per sync of all segments, outside any decision transaction,
-and incremental.
+"""The SendGrid suppression pull (and push): once per sync of all segments, outside any decision
+transaction, and incremental.
 
 SendGrid's global lists (/v3/suppression/{unsubscribes,bounces,blocks,spam_reports,
 invalid_emails}) take `start_time`: we ask only for entries created since the newest one we saw
@@ -130,4 +130,60 @@ def pull_suppressions(engine: sa.Engine, provider: Any) -> int:
             {"p": SOURCE, "k": list(marks), "u": list(marks.values())},
         )
     log.info("suppression pull: %d address(es) from SendGrid", len({r[0] for r in rows}))
+    push_one_click(engine, provider)
     return len({r[0] for r in rows})
+
+
+def push_one_click(engine: sa.Engine, provider: Any) -> int:
+    """The other way: one-click unsubscribes recorded by the receiver since the last push become
+    suppressions of the scope's unsubscribe group at SendGrid, so SendGrid's preference centre,
+    its own list sends and other tools reading SendGrid agree with us."""
+    from email_sync.feedback.asm import asm_group_id
+    from email_sync.feedback.unsubscribe import ONE_CLICK_SOURCE
+
+    mark = f"push:{ONE_CLICK_SOURCE}"
+    with engine.connect() as conn:
+        since = conn.execute(
+            sa.text(
+                "select pulled_until from email_sync.suppression_pulls "
+                "where provider = :p and kind = :k"
+            ),
+            {"p": SOURCE, "k": mark},
+        ).scalar_one_or_none()
+        rows = conn.execute(
+            sa.text(
+                # microseconds, so the mark is exact and `>` neither repeats nor skips a row
+                "select email, scope, (extract(epoch from created_at) * 1000000)::bigint as at "
+                "from email_sync.suppressions where source = :src and scope <> 'all' "
+                "and (extract(epoch from created_at) * 1000000)::bigint > :since "
+                "order by created_at"
+            ),
+            {"src": ONE_CLICK_SOURCE, "since": since or 0},
+        ).all()
+    if not rows:
+        return 0
+    sg = provider.sg.client
+    by_scope: dict[str, list[str]] = {}
+    for row in rows:
+        by_scope.setdefault(row.scope, []).append(row.email)
+    for scope, emails in by_scope.items():
+        gid = asm_group_id(provider, scope)
+        for i in range(0, len(emails), PAGE):
+            body = {"recipient_emails": emails[i : i + PAGE]}
+            provider._call(
+                "asm group suppressions",
+                lambda g=gid, b=body: sg.asm.groups._(g).suppressions.post(
+                    request_body=b, timeout=provider.timeout_s
+                ),
+            )
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "insert into email_sync.suppression_pulls (provider, kind, pulled_until) "
+                "values (:p, :k, :u) on conflict (provider, kind) do update "
+                "set pulled_until = excluded.pulled_until, pulled_at = now()"
+            ),
+            {"p": SOURCE, "k": mark, "u": max(r.at for r in rows)},
+        )
+    log.info("pushed %d one-click unsubscribe(s) to SendGrid groups", len(rows))
+    return len(rows)

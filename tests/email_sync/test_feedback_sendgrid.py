@@ -123,3 +123,31 @@ def test_suppression_pull_once_per_sync_all_and_incremental(
     sync_all(engine, settings, specs, AS_OF, provider=sg_provider)
     second = sendgrid_server.requests_to("GET", "/v3/suppression/bounces")[-1]
     assert second.query.get("start_time") in (["1700000000"], "1700000000")
+
+
+def test_one_click_unsubscribes_are_pushed_to_the_sendgrid_group(
+    engine, settings, segments, sendgrid_server, sg_provider
+):
+    from email_sync.feedback.schema import ensure_feedback_schema_on
+    from email_sync.feedback.unsubscribe import unsubscribe
+
+    segments.create("new_signups", [member(1), member(2)])
+    marketing = spec("new_signups", email={"template": "welcome", "kind": "marketing"})
+    sync_all(engine, settings, [marketing], AS_OF, provider=sg_provider)
+    ensure_feedback_schema_on(engine)
+    with engine.begin() as conn:
+        message_id = conn.execute(
+            sa.text("select message_id from email_sync.messages where email = 'dev1@example.com'")
+        ).scalar_one()
+        unsubscribe(conn, message_id, "marketing")
+
+    sync_all(engine, settings, [marketing], AS_OF, provider=sg_provider)
+
+    client = sendgrid_server.client().client
+    groups = json.loads(client.asm.groups.get().body)
+    (group,) = [g for g in groups if g["name"] == "onramp marketing"]
+    suppressed = json.loads(client.asm.groups._(group["id"]).suppressions.get().body)
+    assert suppressed == ["dev1@example.com"]
+    pushes = sendgrid_server.count("POST", f"/v3/asm/groups/{group['id']}/suppressions")
+    sync_all(engine, settings, [marketing], AS_OF, provider=sg_provider)
+    assert sendgrid_server.count("POST", f"/v3/asm/groups/{group['id']}/suppressions") == pushes

@@ -146,6 +146,8 @@ _INSERT = sa.text(
         onramp_message_id text, onramp_campaign text, onramp_step text, category jsonb,
         reason text, status text, bounce_type text, url text, asm_group_id bigint, payload jsonb
     )
+    -- one lock order for every batch, so concurrent (re)deliveries never deadlock
+    order by sg_event_id
     on conflict (sg_event_id) do nothing
     returning sg_event_id
     """
@@ -248,7 +250,7 @@ def add_suppressions(
     for row in rows:  # one row per address per statement (ON CONFLICT may not hit a row twice)
         prev = latest.get(row[0])
         latest[row[0]] = row if prev is None or row[2] == ALL or prev[2] != ALL else prev
-    values = list(latest.values())
+    values = [latest[e] for e in sorted(latest)]  # one lock order across concurrent batches
     return conn.execute(
         sa.text(
             """
@@ -286,5 +288,5 @@ def lift_suppressions(conn: sa.Connection, rows: list[tuple[str, str]]) -> int:
             where s.email = x.e and s.scope <> 'all' and s.created_at <= x.at
             """
         ),
-        {"e": list(latest), "at": list(latest.values())},
+        {"e": sorted(latest), "at": [latest[e] for e in sorted(latest)]},
     ).rowcount

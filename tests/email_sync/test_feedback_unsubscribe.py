@@ -211,3 +211,25 @@ def test_marketing_refused_without_postal_address_or_url(engine, settings, segme
     )
     with pytest.raises(MarketingNotConfigured, match="https"):
         sync_segment(engine, plain_http, spec("new_signups", **WELCOME), AS_OF)
+
+
+def test_smtp_serialisation_keeps_list_unsubscribe_parseable():
+    from email.policy import SMTP
+
+    from email_sync.feedback.links import UnsubscribeLinks
+    from email_sync.providers.base import OutgoingEmail
+    from email_sync.providers.mime import build_mime
+
+    links = UnsubscribeLinks(
+        "https://mail.example.com", "s" * 32, POSTAL, mailto="unsubscribe@example.com"
+    )
+    headers = links.headers("0b6c1c7e-3f0e-4a4e-9d55-2f9a7a0f4c11", "marketing")
+    out = OutgoingEmail("m", "dev1@example.com", "Hi", "<p>x</p>", "x", "seg", "t", headers)
+    wire = build_mime(out, "onramp@example.com").as_bytes(policy=SMTP)
+    head = wire.split(b"\r\n\r\n", 1)[0]
+    assert b"=?utf-8?" not in head
+    assert all(len(line) <= 998 for line in head.split(b"\r\n"))
+    parsed = email.message_from_bytes(wire, policy=email.policy.default)
+    assert parsed["List-Unsubscribe"] == headers["List-Unsubscribe"]
+    assert parsed["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert headers["List-Unsubscribe"].startswith("<https://mail.example.com/unsubscribe/")

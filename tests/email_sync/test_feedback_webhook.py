@@ -214,3 +214,49 @@ def test_events_become_suppressions_and_resubscribe_lifts(
 def test_healthz(receiver):
     with urllib.request.urlopen(f"{receiver.url}/healthz", timeout=5) as response:
         assert json.loads(response.read()) == {"status": "ok"}
+
+
+def test_graceful_shutdown_finishes_the_in_flight_batch(engine, settings, sendgrid_server):
+    ensure_feedback_schema_on(engine)
+    with engine.begin() as conn:
+        conn.execute(sa.text("truncate raw.email_events, raw.email_event_rejects"))
+    s = dataclasses.replace(settings, webhook_public_key=sendgrid_server.webhook_public_key)
+    receiver = ReceiverThread(s, engine).start()
+    events = synthetic(500)
+    result: dict[str, int] = {}
+    blocker = engine.connect()
+    tx = blocker.begin()
+    blocker.execute(sa.text("lock table raw.email_events in exclusive mode"))  # holds the insert
+    try:
+        client = threading.Thread(
+            target=lambda: result.update(
+                status=sendgrid_server.post_events(f"{receiver.url}/sendgrid/events", events)
+            )
+        )
+        client.start()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:  # wait until the batch is blocked inside its insert
+            with engine.connect() as conn:
+                waiting = conn.execute(
+                    sa.text(
+                        "select count(*) from pg_stat_activity "
+                        "where wait_event_type = 'Lock' and query like '%raw.email_events%'"
+                    )
+                ).scalar_one()
+            if waiting:
+                break
+            time.sleep(0.05)
+        assert waiting, "the batch never reached its insert"
+        stopper = threading.Thread(target=receiver.stop)
+        stopper.start()  # SIGTERM-equivalent while the batch is in flight
+        time.sleep(0.3)
+        assert client.is_alive()
+    finally:
+        tx.rollback()
+        blocker.close()
+    client.join(timeout=20)
+    stopper.join(timeout=20)
+    assert result["status"] == 200
+    assert count(engine) == 500
+    with pytest.raises(OSError):  # and it no longer accepts anything new
+        urllib.request.urlopen(f"{receiver.url}/healthz", timeout=2)

@@ -15,33 +15,29 @@
 
 with
 
-{% if events_relation is not none %}
 email_events as (
 
-    select * from {{ events_source }}
+    {% if events_relation is not none %}
+        select * from {{ events_source }}
+    {% else %}
+        select
+            cast(null as {{ dbt.type_string() }}) as sg_event_id,
+            cast(null as {{ dbt.type_string() }}) as event,
+            cast(null as {{ dbt.type_string() }}) as email,
+            cast(null as {{ dbt.type_timestamp() }}) as occurred_at,
+            cast(null as {{ dbt.type_string() }}) as sg_message_id,
+            cast(null as {{ dbt.type_string() }}) as onramp_message_id,
+            cast(null as {{ dbt.type_string() }}) as onramp_campaign,
+            cast(null as {{ dbt.type_string() }}) as onramp_step,
+            cast(null as {{ dbt.type_string() }}) as reason,
+            cast(null as {{ dbt.type_string() }}) as bounce_type,
+            cast(null as {{ dbt.type_string() }}) as url,
+            cast(null as {{ dbt.type_bigint() }}) as asm_group_id,
+            cast(null as {{ dbt.type_timestamp() }}) as received_at
+        where 1 = 0
+    {% endif %}
 
 ),
-{% else %}
-email_events as (
-
-    select
-        cast(null as {{ dbt.type_string() }}) as sg_event_id,
-        cast(null as {{ dbt.type_string() }}) as event,
-        cast(null as {{ dbt.type_string() }}) as email,
-        cast(null as {{ dbt.type_timestamp() }}) as occurred_at,
-        cast(null as {{ dbt.type_string() }}) as sg_message_id,
-        cast(null as {{ dbt.type_string() }}) as onramp_message_id,
-        cast(null as {{ dbt.type_string() }}) as onramp_campaign,
-        cast(null as {{ dbt.type_string() }}) as onramp_step,
-        cast(null as {{ dbt.type_string() }}) as reason,
-        cast(null as {{ dbt.type_string() }}) as bounce_type,
-        cast(null as {{ dbt.type_string() }}) as url,
-        cast(null as {{ dbt.type_bigint() }}) as asm_group_id,
-        cast(null as {{ dbt.type_timestamp() }}) as received_at
-    where 1 = 0
-
-),
-{% endif %}
 
 final as (
 

@@ -73,6 +73,13 @@ def _is_one_click(body: bytes, content_type: str) -> bool:
     return "One-Click" in form.get("List-Unsubscribe", [])
 
 
+def _kind(exc: sa.exc.SQLAlchemyError) -> str:
+    """The error class and SQLSTATE, never the message (it carries statement parameters)."""
+    orig = getattr(exc, "orig", None)
+    state = getattr(orig, "sqlstate", None)
+    return f"{type(orig or exc).__name__}{f' {state}' if state else ''}"
+
+
 class Receiver:
     """The receiver's state: engine, verifier and unsubscribe secret, built once at start."""
 
@@ -125,10 +132,10 @@ class Receiver:
         client = request.client.host if request.client else "?"
         if self.verifier is None:
             return PlainTextResponse("event webhook not configured", status_code=503)
-        if int(request.headers.get("content-length") or 0) > MAX_BODY_BYTES:
+        body = await request.body()
+        if len(body) > MAX_BODY_BYTES:
             log.warning("event webhook refused from %s: body too large", client)
             return PlainTextResponse("body too large", status_code=413)
-        body = await request.body()
         try:
             self.verifier.verify(
                 body, request.headers.get(SIGNATURE_HEADER), request.headers.get(TIMESTAMP_HEADER)
@@ -136,7 +143,13 @@ class Receiver:
         except SignatureRejected as exc:
             log.warning("event webhook refused from %s: %s", client, exc.reason)
             return PlainTextResponse("forbidden", status_code=403)
-        result = await run_in_threadpool(self.store, body)
+        try:
+            result = await run_in_threadpool(self.store, body)
+        except sa.exc.SQLAlchemyError as exc:
+            # SQLAlchemy's message quotes the statement's parameters (the events): log the kind
+            # only. Not 2xx, so SendGrid retries the batch.
+            log.error("event webhook: batch not stored (%s); SendGrid will retry", _kind(exc))
+            return PlainTextResponse("not stored, retry later", status_code=503)
         if result.quarantined:
             log.warning(
                 "event webhook: %d event(s) quarantined (%s)",
@@ -197,7 +210,11 @@ class Receiver:
         ):
             return _page("Unsubscribe", "<p>Use the button on the unsubscribe page.</p>", 400)
         message_id, scope = parsed
-        email = await run_in_threadpool(self.unsubscribe, message_id, scope)
+        try:
+            email = await run_in_threadpool(self.unsubscribe, message_id, scope)
+        except sa.exc.SQLAlchemyError as exc:
+            log.error("one-click unsubscribe not stored (%s)", _kind(exc))
+            return _page("Please try again", "<p>We could not record that just now.</p>", 503)
         if email is None:
             return _page("This link is not valid", "<p>Use the link in a recent email.</p>", 404)
         log.info("one-click unsubscribe: %s from %s", hash_email(email), scope)

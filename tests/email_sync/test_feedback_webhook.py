@@ -260,3 +260,18 @@ def test_graceful_shutdown_finishes_the_in_flight_batch(engine, settings, sendgr
     assert count(engine) == 500
     with pytest.raises(OSError):  # and it no longer accepts anything new
         urllib.request.urlopen(f"{receiver.url}/healthz", timeout=2)
+
+
+def test_storage_failure_is_not_2xx_and_logs_no_address(engine, sendgrid_server, receiver, caplog):
+    url = f"{receiver.url}/sendgrid/events"
+    with engine.begin() as conn:
+        conn.execute(sa.text("alter table raw.email_events rename to email_events_away"))
+    try:
+        assert sendgrid_server.post_events(url, synthetic(3)) == 503  # SendGrid retries
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.text("alter table raw.email_events_away rename to email_events"))
+    assert "batch not stored (UndefinedTable 42P01)" in caplog.text
+    assert "@example.com" not in caplog.text
+    assert sendgrid_server.post_events(url, synthetic(3)) == 200  # the retry lands
+    assert count(engine) == 3

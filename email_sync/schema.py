@@ -15,8 +15,12 @@ def ensure_email_schema(conn: sa.Connection) -> None:
     """Run the idempotent DDL on `conn` (inside the caller's transaction, so a dry run rolls it
     back with everything else). An advisory lock stops two first syncs racing on CREATE."""
     conn.execute(sa.text("select pg_advisory_xact_lock(hashtext('onramp.email_sync_schema'))"))
+    # The suppression scope column (added later) makes an older schema re-run the idempotent DDL.
     exists = conn.execute(
-        sa.text("select to_regclass('email_sync.suppressions') is not null")
+        sa.text(
+            "select exists (select 1 from information_schema.columns where table_schema = "
+            "'email_sync' and table_name = 'suppressions' and column_name = 'scope')"
+        )
     ).scalar_one()
     if not exists:
         conn.exec_driver_sql(schema_ddl())

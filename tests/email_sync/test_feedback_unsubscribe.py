@@ -233,3 +233,18 @@ def test_smtp_serialisation_keeps_list_unsubscribe_parseable():
     assert parsed["List-Unsubscribe"] == headers["List-Unsubscribe"]
     assert parsed["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert headers["List-Unsubscribe"].startswith("<https://mail.example.com/unsubscribe/")
+
+
+def test_a_schema_from_before_the_scope_column_is_upgraded_by_the_next_sync(engine, live, segments):
+    with engine.begin() as conn:
+        conn.execute(sa.text("alter table email_sync.suppressions drop column scope"))
+        conn.execute(
+            sa.text(
+                "insert into email_sync.suppressions (email, reason, source) "
+                "values ('dev1@example.com', 'bounce', 'sendgrid')"
+            )
+        )
+    segments.create("new_signups", [member(1), member(2)])
+    result = sync_segment(engine, live, spec("new_signups", **WELCOME), AS_OF)
+    assert (result.sent, result.suppressed) == (1, 1)
+    assert suppressions(engine) == {"dev1@example.com": "all"}  # older rows keep meaning "all"

@@ -79,9 +79,11 @@ def refresh_suppressions(conn: sa.Connection, provider: Provider) -> None:
     conn.execute(
         sa.text(
             """
-            insert into email_sync.suppressions (email, reason, source)
-            select e, r, :source from unnest(cast(:emails as text[]), cast(:reasons as text[]))
-                as t(e, r)
+            insert into email_sync.suppressions (email, reason, source, scope)
+            select e, r, :source,
+                -- an unsubscribe group is about marketing; incidents still reach the address
+                case when r like 'group unsubscribe%' then 'marketing' else 'all' end
+            from unnest(cast(:emails as text[]), cast(:reasons as text[])) as t(e, r)
             on conflict (email) do nothing
             """
         ),

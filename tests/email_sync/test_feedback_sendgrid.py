@@ -151,3 +151,23 @@ def test_one_click_unsubscribes_are_pushed_to_the_sendgrid_group(
     pushes = sendgrid_server.count("POST", f"/v3/asm/groups/{group['id']}/suppressions")
     sync_all(engine, settings, [marketing], AS_OF, provider=sg_provider)
     assert sendgrid_server.count("POST", f"/v3/asm/groups/{group['id']}/suppressions") == pushes
+
+
+def test_single_segment_sync_keeps_group_unsubscribes_to_marketing(
+    engine, settings, segments, sendgrid_server, sg_provider
+):
+    group = sendgrid_server.create_group("Product tips")
+    sendgrid_server.add_group_suppression(group, "dev1@example.com")
+    segments.create(
+        "incident_affected",
+        [member(1, incident_id="i", incident_title="Outage")],
+        {"incident_id": "text", "incident_title": "text"},
+    )
+    incident = spec(
+        "incident_affected", email={"template": "incident_affected", "kind": "transactional"}
+    )
+    result = sync_segment(engine, settings, incident, AS_OF, provider=sg_provider)
+    assert result.sent == 1  # the refresh ran (something to send) and scoped it to marketing
+    with engine.connect() as conn:
+        scope = conn.execute(sa.text("select scope from email_sync.suppressions")).scalar_one()
+    assert scope == "marketing"

@@ -275,3 +275,17 @@ def test_storage_failure_is_not_2xx_and_logs_no_address(engine, sendgrid_server,
     assert "@example.com" not in caplog.text
     assert sendgrid_server.post_events(url, synthetic(3)) == 200  # the retry lands
     assert count(engine) == 3
+
+
+def test_cli_refuses_a_bad_key_with_one_line(monkeypatch):
+    from click.testing import CliRunner
+
+    from onramp.cli import cli
+
+    monkeypatch.setenv("SENDGRID_WEBHOOK_PUBLIC_KEY", "not-a-key")
+    result = CliRunner().invoke(cli, ["webhook", "--port", "0"])
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        "error: SENDGRID_WEBHOOK_PUBLIC_KEY is not a base64 EC public key as SendGrid shows it"
+    ]
+    assert "webhook" in CliRunner().invoke(cli, ["--help"]).output

@@ -91,8 +91,9 @@ class Receiver:
             self.verifier = WebhookVerifier(settings.webhook_public_key, settings.webhook_max_age_s)
         else:
             log.warning("SENDGRID_WEBHOOK_PUBLIC_KEY is not set: /sendgrid/events answers 503")
+        # Only the secret matters here (not the URL base or postal address of the sending side).
         links = links_from_settings(settings)
-        self.secret = links.secret if links else None
+        self.secret = settings.unsubscribe_secret or (links.secret if links else None)
         if self.secret is None:
             log.warning("ONRAMP_UNSUBSCRIBE_SECRET is not set: /unsubscribe answers 503")
 

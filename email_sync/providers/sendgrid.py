@@ -3,11 +3,12 @@
 - `sg.client.timeout` is always set (the library's default is no timeout at all).
 - No `request_headers=` is ever passed: the library merges them into a dict shared by every later
   call.
-- 429: wait until `X-RateLimit-Reset` (bounded); 5xx and connection failures: exponential backoff
-  (bounded). A *read* timeout on mail send is not retried: the request reached SendGrid, which may
-  have accepted it, and mail send has no idempotency key, so those rows become `sent_unconfirmed`
-  (never sent twice) and carry `onramp_message_id` for the Event Webhook to confirm. Read timeouts
-  on idempotent calls (contacts upsert, lookups, deletes) are retried like 5xx.
+- 429: wait until `X-RateLimit-Reset` (bounded); 503 and connection failures: exponential backoff
+  (bounded). A 500/502/504 or a *read* timeout on mail send is not retried: the request reached
+  SendGrid, which may have accepted it, and mail send has no idempotency key, so those rows become
+  `sent_unconfirmed` (never sent twice) and carry `onramp_message_id` for the Event Webhook to
+  confirm. Read timeouts and 5xx on idempotent calls (contacts upsert, lookups, deletes) are
+  retried.
 - Mail send: one personalization per recipient, <= 1,000 per request, each address once per
   request. The body of each email is rendered by onramp (Jinja2) and carried in the
   personalization's `substitutions` (`-onramp_html-` / `-onramp_text-` in the content), so one
@@ -57,6 +58,10 @@ DELETE_BATCH = 100
 SUPPRESSION_KINDS = ("unsubscribes", "bounces", "blocks", "spam_reports", "invalid_emails")
 HTML_TAG = "-onramp_html-"
 TEXT_TAG = "-onramp_text-"
+# 5xx answers that can come after SendGrid accepted a mail send (a proxy or the backend failing
+# once the request was taken): not retried, the rows become sent_unconfirmed. 503 and 429 mean
+# the request was not taken, so they are retried.
+AMBIGUOUS_STATUSES = frozenset({500, 502, 504})
 
 
 def _error_message(exc: http_exc.HTTPError) -> str:
@@ -147,6 +152,13 @@ class SendGridProvider(Provider):
                 policy.sleep(wait)
             except http_exc.HTTPError as exc:
                 status = int(getattr(exc, "status_code", 0) or 0)
+                if status in AMBIGUOUS_STATUSES and not idempotent:
+                    # The request may have been accepted before the error: never resent.
+                    raise AmbiguousSendError(
+                        f"{what}: {_error_message(exc)} after the request was sent; not retried, "
+                        "it may have been accepted",
+                        status=status,
+                    ) from exc
                 if status < 500 or attempt >= policy.max_retries:
                     raise ProviderError(f"{what}: {_error_message(exc)}", status=status) from exc
                 delay = policy.backoff(attempt)

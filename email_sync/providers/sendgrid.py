@@ -24,9 +24,9 @@ import json
 import logging
 import time
 import urllib.error
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from http.client import HTTPException
-from typing import Any
+from typing import Any, Protocol
 
 from python_http_client import exceptions as http_exc
 from sendgrid import SendGridAPIClient
@@ -74,6 +74,14 @@ def _error_message(exc: http_exc.HTTPError) -> str:
     except (ValueError, AttributeError):
         text = ""
     return redact_addresses(f"{exc.status_code} {text or exc.reason}".strip())
+
+
+class RequestTracker(Protocol):
+    """What a provider calls around each request (email_sync.delivery.LedgerTracker)."""
+
+    def claim(self, message_ids: Sequence[str]) -> None: ...
+    def release(self, message_ids: Sequence[str]) -> None: ...
+    def record(self, outcomes: list[SendOutcome]) -> None: ...
 
 
 class SendGridProvider(Provider):
@@ -246,19 +254,28 @@ class SendGridProvider(Provider):
             "categories": categories,
         }
 
-    def send(self, emails: list[OutgoingEmail]) -> list[SendOutcome]:
+    def send(
+        self, emails: list[OutgoingEmail], tracker: RequestTracker | None = None
+    ) -> list[SendOutcome]:
+        """One request per chunk; with a tracker, each request's rows are claimed right before it
+        and recorded right after it (see email_sync.delivery)."""
         outcomes: list[SendOutcome] = []
         batched: list[OutgoingEmail] = []
         for email in emails:
             if self._fits_substitutions(email):
                 batched.append(email)
             else:
-                outcomes.extend(self._send_batch([email], inline=True))
+                outcomes.extend(self._send_batch([email], inline=True, tracker=tracker))
         for chunk in _unique_chunks(batched, MAX_PERSONALIZATIONS):
-            outcomes.extend(self._send_batch(chunk, inline=False))
+            outcomes.extend(self._send_batch(chunk, inline=False, tracker=tracker))
         return outcomes
 
-    def _send_batch(self, emails: list[OutgoingEmail], inline: bool) -> list[SendOutcome]:
+    def _send_batch(
+        self, emails: list[OutgoingEmail], inline: bool, tracker: RequestTracker | None = None
+    ) -> list[SendOutcome]:
+        ids = [e.message_id for e in emails]
+        if tracker is not None:
+            tracker.claim(ids)
         body = self._body(emails, inline)
         try:
             response = self._call(
@@ -267,20 +284,27 @@ class SendGridProvider(Provider):
                 idempotent=False,
             )
         except AmbiguousSendError as exc:
-            return [SendOutcome(e.message_id, "sent_unconfirmed", str(exc)) for e in emails]
+            outcomes = [SendOutcome(e.message_id, "sent_unconfirmed", str(exc)) for e in emails]
         except ProviderError as exc:
             if exc.status == 400 and len(emails) > 1:
                 # Bisect: the good half goes out, the bad rows are isolated with their message.
+                # SendGrid took none of this request: unclaim it, each half claims itself.
+                if tracker is not None:
+                    tracker.release(ids)
                 mid = len(emails) // 2
-                return self._send_batch(emails[:mid], inline) + self._send_batch(
-                    emails[mid:], inline
+                return self._send_batch(emails[:mid], inline, tracker) + self._send_batch(
+                    emails[mid:], inline, tracker
                 )
             if exc.status == 400:
                 log.info("mail send rejected for %s: %s", hash_email(emails[0].to), exc)
-            return [SendOutcome(e.message_id, "failed", str(exc)) for e in emails]
-        headers = getattr(response, "headers", None)
-        sg_id = headers.get("X-Message-Id") if headers is not None else None
-        return [SendOutcome(e.message_id, "sent", None, sg_id) for e in emails]
+            outcomes = [SendOutcome(e.message_id, "failed", str(exc)) for e in emails]
+        else:
+            headers = getattr(response, "headers", None)
+            sg_id = headers.get("X-Message-Id") if headers is not None else None
+            outcomes = [SendOutcome(e.message_id, "sent", None, sg_id) for e in emails]
+        if tracker is not None:
+            tracker.record(outcomes)
+        return outcomes
 
     # --- suppressions --------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ import ssl
 import time
 from dataclasses import dataclass
 from email.policy import SMTP as SMTP_POLICY
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from email_sync.hashing import hash_email, redact_addresses
@@ -27,6 +28,9 @@ from email_sync.providers.base import (
 )
 from email_sync.providers.mime import build_mime
 from onramp.settings import Settings
+
+if TYPE_CHECKING:  # the protocol only; importing sendgrid here would load its client
+    from email_sync.providers.sendgrid import RequestTracker
 
 log = logging.getLogger(__name__)
 
@@ -136,8 +140,20 @@ class SmtpProvider(Provider):
                 pass
             self._conn = None
 
-    def send(self, emails: list[OutgoingEmail]) -> list[SendOutcome]:
-        return [self._send_one(email) for email in emails]
+    def send(
+        self, emails: list[OutgoingEmail], tracker: RequestTracker | None = None
+    ) -> list[SendOutcome]:
+        """Each email is its own SMTP transaction; with a tracker it is claimed right before and
+        recorded right after it, so a crash leaves at most one message unconfirmed."""
+        outcomes = []
+        for email in emails:
+            if tracker is not None:
+                tracker.claim([email.message_id])
+            outcome = self._send_one(email)
+            if tracker is not None:
+                tracker.record([outcome])
+            outcomes.append(outcome)
+        return outcomes
 
     def _send_one(self, email: OutgoingEmail) -> SendOutcome:
         message = build_mime(email, self.sender)

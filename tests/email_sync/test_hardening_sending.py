@@ -58,3 +58,127 @@ def test_definite_rejection_503_is_still_retried(
 
     assert (result.sent, result.unconfirmed) == (1, 0)
     assert len(sendgrid_server.messages) == 1
+
+
+class Killed(BaseException):
+    """Stands in for SIGKILL: nothing after it runs in this process (no except Exception)."""
+
+
+def _kill(_seconds: float) -> None:
+    raise Killed()
+
+
+def _note_templates(tmp_path):
+    from email_sync.render import Renderer
+
+    (tmp_path / "t").mkdir()
+    for part, text in {
+        "subject": "{{ subject_line }}",
+        "html": "<p>{{ name }}</p>",
+        "txt": "{{ name }}",
+    }.items():
+        (tmp_path / "t" / f"note.{part}.j2").write_text(text)
+    return Renderer(tmp_path / "t")
+
+
+NOTE = {"email": {"template": "note", "kind": "transactional", "bypass_frequency_cap": True}}
+
+
+def test_kill_during_429_wait_in_a_bisection_leaves_only_the_in_flight_request_unconfirmed(
+    engine, settings, segments, sendgrid_server, tmp_path
+):
+    """8 rows, one SendGrid rejects (400): the batch is bisected. The process dies while the
+    third request (rows 4-7) waits out a 429: rows 0-3 were sent and recorded, only rows 4-7
+    (the request in flight) are unconfirmed after the next run reconciles."""
+    from email_sync.providers import RetryPolicy
+    from email_sync.providers.sendgrid import SendGridProvider
+
+    renderer = _note_templates(tmp_path)
+    rows = [member(n, subject_line=f"Hello {n}") for n in range(8)]
+    rows[5]["subject_line"] = ""
+    segments.create("notes", rows, {"subject_line": "text"})
+    s = spec("notes", **NOTE)
+    provider = SendGridProvider(
+        sendgrid_server.api_key,
+        settings.email_from,
+        host=sendgrid_server.url,
+        timeout_s=2,
+        retry=RetryPolicy(max_retries=1, backoff_base_s=0.01, sleep=_kill),
+    )
+    real_call = provider._call
+    sends = []
+
+    def call(what, fn, idempotent=True):
+        if what.startswith("mail send"):
+            sends.append(what)
+            if len(sends) == 3:  # the second half of the first bisection
+                sendgrid_server.fail_next(1, status=429, reset_in=5.0, path="/v3/mail/send")
+        return real_call(what, fn, idempotent)
+
+    provider._call = call
+    with pytest.raises(Killed):
+        sync_segment(engine, settings, s, AS_OF, provider=provider, renderer=renderer)
+    before = {m.recipient for m in sendgrid_server.messages}
+    third = sendgrid_server.requests_to("POST", "/v3/mail/send")[2]
+    in_flight = {p["to"][0]["email"] for p in third.json["personalizations"]}
+    assert len(in_flight) < 8 and not before & in_flight
+
+    again = SendGridProvider(
+        sendgrid_server.api_key, settings.email_from, host=sendgrid_server.url, timeout_s=2
+    )
+    sync_segment(engine, settings, s, AS_OF, provider=again, renderer=renderer)
+
+    got = statuses(engine)
+    for n in range(8):
+        address = f"dev{n}@example.com"
+        expected = "sent_unconfirmed" if address in in_flight else "failed" if n == 5 else "sent"
+        assert got[f"dev-{n:04d}/entry-1"] == expected, (n, got)
+    recipients = [m.recipient for m in sendgrid_server.messages]
+    assert len(recipients) == len(set(recipients)) == 7 - len(in_flight - {"dev5@example.com"})
+
+
+def test_smtp_kill_mid_batch_leaves_only_the_in_flight_message_unconfirmed(
+    engine, settings, segments
+):
+    """SMTP: each message is claimed and recorded on its own, so a kill while retrying the third
+    message leaves two sent, one unconfirmed, and the rest for the next run."""
+    from email_sync.providers import RetryPolicy
+    from email_sync.providers.smtp import SmtpProvider, parse_smtp_url
+    from tests.support.smtp_server import SmtpServer
+
+    segments.create(
+        "rate_limited", [member(n, events_429=30 + n) for n in range(6)], {"events_429": "int"}
+    )
+    s = spec("rate_limited", email={"template": "rate_limited", "kind": "transactional"})
+    with SmtpServer() as server:
+        provider = SmtpProvider(
+            parse_smtp_url(server.url),
+            "onramp@example.com",
+            timeout_s=5,
+            retry=RetryPolicy(max_retries=2, backoff_base_s=0.01, sleep=_kill),
+        )
+        real_send_one = provider._send_one
+        seen = []
+
+        def send_one(email):
+            seen.append(email)
+            if len(seen) == 3:
+                server.reject_next(1, code=451)
+            return real_send_one(email)
+
+        provider._send_one = send_one
+        with pytest.raises(Killed):
+            sync_segment(engine, settings, s, AS_OF, provider=provider)
+        assert len(server.messages) == 2
+        sync_segment(
+            engine,
+            settings,
+            s,
+            AS_OF,
+            provider=SmtpProvider(parse_smtp_url(server.url), "onramp@example.com", timeout_s=5),
+        )
+        delivered = len(server.messages)
+
+    got = sorted(statuses(engine).values())
+    assert got == ["sent"] * 5 + ["sent_unconfirmed"], got
+    assert delivered == 5

@@ -79,12 +79,21 @@ def _parse_date(value: datetime | None) -> date:
     "--as-of", type=click.DateTime(["%Y-%m-%d"]), help="As-of day (default: yesterday UTC)."
 )
 @click.option("--wait", is_flag=True, help="Wait for a running sync of the same segment to finish.")
+@click.option(
+    "--initial",
+    type=click.Choice(["record", "send"]),
+    default="record",
+    show_default=True,
+    help="First sync of a segment larger than the blast-radius minimum: record its members "
+    "without emailing them, or email them all.",
+)
 def sync(
     segments: tuple[str, ...],
     dry_run: bool,
     allow_large: bool,
     as_of: datetime | None,
     wait: bool,
+    initial: str,
 ) -> None:
     """Push segment changes to the email provider: list membership and triggered emails."""
     from onramp.warehouse import get_engine
@@ -96,7 +105,9 @@ def sync(
         return
     engine = get_engine(settings)
     day = _parse_date(as_of)
-    outcomes = sync_all(engine, settings, specs, day, dry_run, allow_large, wait=wait)
+    outcomes = sync_all(
+        engine, settings, specs, day, dry_run, allow_large, wait=wait, initial=initial
+    )
     results = [o for o in outcomes if isinstance(o, SyncResult)]
     errors = [o for o in outcomes if not isinstance(o, SyncResult)]
     header = f"as of {day.isoformat()}, provider {settings.email_provider}"

@@ -169,10 +169,38 @@ def _send(
         return [SendOutcome(e.message_id, "failed", one_line(exc)) for e in emails]
 
 
+# Payload fields that say who a member is; the summary's sample shows a hashed stand-in instead.
+IDENTITY_FIELDS = ("email", "name", "first_name", "last_name", "developer_id", "member_key")
+COMPANY_FIELDS = ("company_name", "company")
+
+
+def hashed_identity(payload: dict[str, Any], member_key: str) -> dict[str, Any]:
+    """The member's payload with who they are replaced by a hash of their member key: the sample
+    in a run's summary (Dagster metadata, visible to every UI user) shows the email's shape and
+    numbers, not a customer's name, address or company."""
+    tag = hash_key(member_key)
+    out = dict(payload)
+    stand_in = {
+        "email": f"member-{tag}@example.invalid",
+        "name": f"Member {tag}",
+        "first_name": f"Member-{tag}",
+        "last_name": tag,
+        "developer_id": tag,
+        "member_key": tag,
+    }
+    for key in IDENTITY_FIELDS:
+        if key in out:
+            out[key] = stand_in[key]
+    for key in COMPANY_FIELDS:
+        if out.get(key):
+            out[key] = f"Company {tag[:6]}"
+    return out
+
+
 def render_sample(
     conn: sa.Connection, spec: SegmentSpec, run_id: int, renderer: Renderer, r: SyncResult
 ) -> None:
-    """Render one email of this run for the summary (Dagster metadata), address hashed."""
+    """Render one email of this run for the summary (Dagster metadata), identity hashed."""
     assert spec.email is not None
     row: Any = conn.execute(
         sa.text(
@@ -185,7 +213,11 @@ def render_sample(
         return
     try:
         rendered = renderer.render(
-            spec.email.template, dict(row.payload), row.message_id, spec.name, spec.email.kind
+            spec.email.template,
+            hashed_identity(dict(row.payload), row.member_key),
+            row.message_id,
+            spec.name,
+            spec.email.kind,
         )
     except Exception as exc:  # a broken template shows in the summary; the send records it
         r.sample_markdown = f"template {spec.email.template} failed to render: {one_line(exc)}"

@@ -171,7 +171,10 @@ def sqlalchemy_url(url: str) -> str:
 
 @functools.cache
 def _engine_for(url: str) -> sa.Engine:
-    return sa.create_engine(sqlalchemy_url(url), pool_pre_ping=True, future=True)
+    # hide_parameters: bound values (addresses, payloads) never appear in an error's text.
+    return sa.create_engine(
+        sqlalchemy_url(url), pool_pre_ping=True, future=True, hide_parameters=True
+    )
 
 
 def get_engine(settings: Settings | None = None) -> sa.Engine:

@@ -204,9 +204,43 @@ def connection_parts(url: str) -> dict[str, str]:
     }
 
 
+# libpq connection parameters of ONRAMP_DATABASE_URL that dbt's profile has no field for (or that
+# it drops): passed to dbt as libpq's own environment variables, which psycopg2 under dbt reads
+# for any parameter the profile leaves unset. TLS first: a URL that asks for sslmode=verify-full
+# must not get a plain-text dbt connection.
+LIBPQ_ENV = {
+    "sslmode": "PGSSLMODE",
+    "sslrootcert": "PGSSLROOTCERT",
+    "sslcert": "PGSSLCERT",
+    "sslkey": "PGSSLKEY",
+    "sslcrl": "PGSSLCRL",
+    "sslcrldir": "PGSSLCRLDIR",
+    "sslsni": "PGSSLSNI",
+    "sslcertmode": "PGSSLCERTMODE",
+    "sslnegotiation": "PGSSLNEGOTIATION",
+    "ssl_min_protocol_version": "PGSSLMINPROTOCOLVERSION",
+    "ssl_max_protocol_version": "PGSSLMAXPROTOCOLVERSION",
+    "requiressl": "PGREQUIRESSL",
+    "gssencmode": "PGGSSENCMODE",
+    "channel_binding": "PGCHANNELBINDING",
+    "require_auth": "PGREQUIREAUTH",
+    "krbsrvname": "PGKRBSRVNAME",
+    "target_session_attrs": "PGTARGETSESSIONATTRS",
+    "passfile": "PGPASSFILE",
+}
+
+
+def libpq_env(url: str) -> dict[str, str]:
+    """PG* environment variables for the libpq parameters given in the URL's query string."""
+    query = parse_qs(urlparse(url).query)
+    return {env: query[key][-1] for key, env in LIBPQ_ENV.items() if query.get(key)}
+
+
 def dbt_env(settings: Settings | None = None) -> dict[str, str]:
-    """Environment variables that `dbt_project/profiles.yml` reads, for dbt in or out of process."""
-    parts = connection_parts(database_url(settings))
+    """Environment variables that `dbt_project/profiles.yml` reads, for dbt in or out of process,
+    plus libpq's own PG* variables for the URL's TLS and other connection settings."""
+    url = database_url(settings)
+    parts = connection_parts(url)
     return {
         "ONRAMP_PG_HOST": parts["host"],
         "ONRAMP_PG_PORT": parts["port"],
@@ -214,6 +248,7 @@ def dbt_env(settings: Settings | None = None) -> dict[str, str]:
         "ONRAMP_PG_PASSWORD": parts["password"],
         "ONRAMP_PG_DBNAME": parts["dbname"],
         "ONRAMP_DBT_THREADS": str(dbt_threads()),
+        **libpq_env(url),
     }
 
 

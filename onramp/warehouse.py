@@ -17,7 +17,9 @@ import os
 import shutil
 import subprocess
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
 import sqlalchemy as sa
@@ -169,18 +171,119 @@ def sqlalchemy_url(url: str) -> str:
     return url
 
 
+class WarehouseTimeout(WarehouseError):
+    """A connection, lock wait or statement ran past its configured timeout."""
+
+
+@dataclass(frozen=True)
+class DbTimeouts:
+    """Timeouts every warehouse connection gets (ours and dbt's), from the environment.
+
+    Without them a dead network or a run holding a lock leaves a sync or `--wait` hanging for
+    ever; with them it stops with one line naming the setting to raise. 0 turns one off.
+    """
+
+    connect_s: int = 10
+    lock_s: float = 300.0  # also how long `onramp sync --wait` waits for a running sync
+    statement_s: float = 3600.0
+    keepalives_idle_s: int = 60
+    keepalives_interval_s: int = 10
+    keepalives_count: int = 5
+
+    @classmethod
+    def from_env(cls) -> DbTimeouts:
+        return cls(
+            connect_s=int(_seconds("ONRAMP_DB_CONNECT_TIMEOUT_S", cls.connect_s)),
+            lock_s=_seconds("ONRAMP_DB_LOCK_TIMEOUT_S", cls.lock_s),
+            statement_s=_seconds("ONRAMP_DB_STATEMENT_TIMEOUT_S", cls.statement_s),
+            keepalives_idle_s=int(_seconds("ONRAMP_DB_KEEPALIVES_IDLE_S", cls.keepalives_idle_s)),
+        )
+
+    def options(self) -> str:
+        """Server settings for libpq's `options` (PGOPTIONS for dbt), in milliseconds."""
+        return (
+            f"-c lock_timeout={int(self.lock_s * 1000)} "
+            f"-c statement_timeout={int(self.statement_s * 1000)}"
+        )
+
+    def connect_args(self, url: str) -> dict[str, Any]:
+        """psycopg connect() arguments; `options` given in the URL come after ours and win."""
+        own = parse_qs(urlparse(url).query).get("options", [""])[-1]
+        args: dict[str, Any] = {
+            "options": f"{self.options()} {own}".strip(),
+            "keepalives": 1,
+            "keepalives_idle": self.keepalives_idle_s,
+            "keepalives_interval": self.keepalives_interval_s,
+            "keepalives_count": self.keepalives_count,
+        }
+        if self.connect_s:
+            args["connect_timeout"] = self.connect_s
+        return args
+
+
+def _seconds(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if value < 0:
+        raise OnrampError(f"{name} must be a number of seconds (0: no limit), got {raw!r}")
+    return value
+
+
+def _fmt(seconds: float) -> str:
+    return f"{seconds:g}s"
+
+
+def _timeout_line(exc: BaseException, timeouts: DbTimeouts) -> str | None:
+    """One line naming the timeout that fired, or None for any other error."""
+    sqlstate = getattr(exc, "sqlstate", None)
+    text = str(exc)
+    if sqlstate == "55P03" or "lock timeout" in text:
+        return (
+            f"gave up waiting for a lock after {_fmt(timeouts.lock_s)} "
+            "(ONRAMP_DB_LOCK_TIMEOUT_S): another run holds it; retry later or raise the setting"
+        )
+    if sqlstate == "57014" and "statement timeout" in text:
+        return (
+            f"a warehouse statement ran longer than {_fmt(timeouts.statement_s)} "
+            "(ONRAMP_DB_STATEMENT_TIMEOUT_S) and was cancelled; raise the setting if expected"
+        )
+    if "timeout expired" in text:
+        return (
+            f"no answer from the warehouse within {_fmt(timeouts.connect_s)} "
+            "(ONRAMP_DB_CONNECT_TIMEOUT_S): check the host, the network or raise the setting"
+        )
+    return None
+
+
 @functools.cache
-def _engine_for(url: str) -> sa.Engine:
+def _engine_for(url: str, timeouts: DbTimeouts) -> sa.Engine:
     # hide_parameters: bound values (addresses, payloads) never appear in an error's text.
-    return sa.create_engine(
-        sqlalchemy_url(url), pool_pre_ping=True, future=True, hide_parameters=True
+    engine = sa.create_engine(
+        sqlalchemy_url(url),
+        pool_pre_ping=True,
+        future=True,
+        hide_parameters=True,
+        connect_args=timeouts.connect_args(url),
     )
+
+    @sa.event.listens_for(engine, "handle_error")
+    def _name_the_timeout(ctx: sa.engine.ExceptionContext) -> None:
+        line = _timeout_line(ctx.original_exception, timeouts)
+        if line is not None:
+            raise WarehouseTimeout(line) from ctx.original_exception
+
+    return engine
 
 
 def get_engine(settings: Settings | None = None) -> sa.Engine:
-    """The one engine for this process and warehouse."""
+    """The one engine for this process, warehouse and timeouts."""
     url = database_url(settings)
-    engine = _engine_for(url)
+    engine = _engine_for(url, DbTimeouts.from_env())
     try:
         with engine.connect() as conn:
             conn.execute(sa.text("select 1"))
@@ -249,6 +352,20 @@ def dbt_env(settings: Settings | None = None) -> dict[str, str]:
         "ONRAMP_PG_DBNAME": parts["dbname"],
         "ONRAMP_DBT_THREADS": str(dbt_threads()),
         **libpq_env(url),
+        **_dbt_timeouts(url),
+    }
+
+
+def _dbt_timeouts(url: str) -> dict[str, str]:
+    """The same timeouts for dbt: lock/statement through PGOPTIONS (libpq reads it), connect and
+    keepalives through the profile (profiles.yml reads ONRAMP_PG_CONNECT_TIMEOUT and
+    ONRAMP_PG_KEEPALIVES_IDLE)."""
+    timeouts = DbTimeouts.from_env()
+    own = parse_qs(urlparse(url).query).get("options", [""])[-1]
+    return {
+        "PGOPTIONS": f"{timeouts.options()} {own}".strip(),
+        "ONRAMP_PG_CONNECT_TIMEOUT": str(timeouts.connect_s),
+        "ONRAMP_PG_KEEPALIVES_IDLE": str(timeouts.keepalives_idle_s),
     }
 
 

@@ -14,13 +14,17 @@ import hashlib
 import importlib.util
 import logging
 import os
+import re
+import secrets
+import shlex
 import shutil
+import stat
 import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlparse
+from urllib.parse import parse_qs, quote, unquote, urlparse
 
 import sqlalchemy as sa
 
@@ -94,8 +98,17 @@ def _find_pg_bin() -> Path | None:
     return None
 
 
+PASSWORD_FILE = ".postgres_password"  # in ONRAMP_HOME, next to the data folder, mode 0600
+
+
 def _start_with_system_binaries(path: Path) -> str:
-    """Fallback for machines without the pgserver wheel: initdb + pg_ctl from the machine."""
+    """Fallback for machines without the pgserver wheel: initdb + pg_ctl from the machine.
+
+    Other local users get nothing: no TCP listener, password (SCRAM) authentication on the
+    socket with a random password kept 0600 in ONRAMP_HOME, and a socket directory that is 0700
+    and owned by the server's user (a long data path puts the socket in the temp folder, where
+    anyone could have created the directory first). Paths may contain spaces.
+    """
     bindir = _find_pg_bin()
     if bindir is None:
         raise WarehouseError(
@@ -103,59 +116,153 @@ def _start_with_system_binaries(path: Path) -> str:
             "set ONRAMP_DATABASE_URL"
         )
     run_as: list[str] = []
-    if os.geteuid() == 0:  # postgres refuses to run as root
+    owner = os.geteuid()
+    if owner == 0:  # postgres refuses to run as root
+        import pwd
+
         run_as = ["runuser", "-u", "postgres", "--"]
+        try:
+            owner = pwd.getpwnam("postgres").pw_uid
+        except KeyError as exc:
+            raise WarehouseError(
+                "running as root needs a 'postgres' user for the embedded PostgreSQL: create "
+                "one or set ONRAMP_DATABASE_URL"
+            ) from exc
     socket_dir = path if len(str(path)) < 80 else _short_socket_dir(path)
     try:
         path.mkdir(parents=True, exist_ok=True)
-        socket_dir.mkdir(parents=True, exist_ok=True)
         if run_as:
             shutil.chown(path, "postgres", "postgres")
-            shutil.chown(socket_dir, "postgres", "postgres")
-        if not (path / "PG_VERSION").exists():
-            subprocess.run(
-                [
-                    *run_as,
-                    str(bindir / "initdb"),
-                    "-D",
-                    str(path),
-                    "-U",
-                    "postgres",
-                    "--auth=trust",
-                    "--encoding=utf8",
-                ],
-                check=True,
-                capture_output=True,
-                text=True,
-            )
-        status = subprocess.run(
-            [*run_as, str(bindir / "pg_ctl"), "-D", str(path), "status"], capture_output=True
-        )
+        if socket_dir != path:
+            _private_socket_dir(socket_dir, owner, bool(run_as))
+        password_file = path.parent / PASSWORD_FILE
+        fresh = not (path / "PG_VERSION").exists()
+        password = _password(password_file, create=fresh or not password_file.exists())
+        if fresh:
+            _initdb(bindir, path, password, run_as)
+        pg_ctl = [*run_as, str(bindir / "pg_ctl"), "-D", str(path)]
+        status = subprocess.run([*pg_ctl, "status"], capture_output=True)
         if status.returncode != 0:
+            # -o goes through pg_ctl's shell: every value in it is shell-quoted.
+            options = f"-h '' -k {shlex.quote(str(socket_dir))} -c unix_socket_permissions=0700"
             subprocess.run(
-                [
-                    *run_as,
-                    str(bindir / "pg_ctl"),
-                    "-D",
-                    str(path),
-                    "-w",
-                    "-l",
-                    str(path / "server.log"),
-                    "-o",
-                    f"-h '' -k {socket_dir}",
-                    "start",
-                ],
+                [*pg_ctl, "-w", "-l", str(path / "server.log"), "-o", options, "start"],
                 check=True,
                 capture_output=True,
                 text=True,
                 timeout=60,
             )
+        if not fresh and _trusts_local_users(path):
+            _require_password(bindir, path, socket_dir, password, run_as)
     except (OSError, LookupError, subprocess.SubprocessError) as exc:
         raise WarehouseError(
             f"the embedded PostgreSQL in {path} did not start: {_last_log_line(path, exc)} "
             "(set ONRAMP_DATABASE_URL to use another server)"
         ) from exc
-    return f"postgresql://postgres:@/postgres?host={socket_dir}"
+    return (
+        f"postgresql://postgres:{quote(password, safe='')}@/postgres"
+        f"?host={quote(str(socket_dir), safe='/')}"
+    )
+
+
+def _private_socket_dir(socket_dir: Path, owner: int, chown: bool) -> None:
+    """Create the socket directory 0700, or accept an existing one only if it is a real
+    directory of the server's user that nobody else can write to."""
+    try:
+        socket_dir.mkdir(mode=0o700)
+        if chown:
+            shutil.chown(socket_dir, "postgres", "postgres")
+        socket_dir.chmod(0o700)  # mkdir's mode is filtered by the umask
+        return
+    except FileExistsError:
+        pass
+    info = socket_dir.lstat()
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != owner or stat.S_IMODE(info.st_mode) & 0o077:
+        raise WarehouseError(
+            f"the embedded PostgreSQL's socket directory {socket_dir} already exists and is not "
+            "a private (0700) directory of the server's user: remove it, or set ONRAMP_HOME to "
+            "a shorter path"
+        )
+
+
+def _password(password_file: Path, create: bool) -> str:
+    """The superuser's password, made once and kept 0600 (read back on every later start)."""
+    if not create:
+        return password_file.read_text().strip()
+    password = secrets.token_urlsafe(24)
+    password_file.unlink(missing_ok=True)
+    fd = os.open(password_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(password + "\n")
+    return password
+
+
+def _initdb(bindir: Path, path: Path, password: str, run_as: list[str]) -> None:
+    """A new cluster with SCRAM on every connection; the password goes in through a private
+    temporary file (initdb reads --pwfile), never on a command line."""
+    fd, pwfile = tempfile.mkstemp(prefix="onramp-pw-")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(password + "\n")
+        if run_as:
+            shutil.chown(pwfile, "postgres", "postgres")
+        subprocess.run(
+            [
+                *run_as,
+                str(bindir / "initdb"),
+                "-D",
+                str(path),
+                "-U",
+                "postgres",
+                "--auth-local=scram-sha-256",
+                "--auth-host=scram-sha-256",
+                f"--pwfile={pwfile}",
+                "--encoding=utf8",
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+    finally:
+        os.unlink(pwfile)
+
+
+def _trusts_local_users(path: Path) -> bool:
+    """Whether pg_hba.conf (a cluster made before password auth) still trusts anyone."""
+    hba = path / "pg_hba.conf"
+    return any(
+        line.split()[-1] == "trust"
+        for line in hba.read_text().splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    )
+
+
+def _require_password(
+    bindir: Path, path: Path, socket_dir: Path, password: str, run_as: list[str]
+) -> None:
+    """Move a trust cluster to SCRAM: set the password while trust still lets us in, rewrite
+    pg_hba.conf, reload."""
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(
+        host=str(socket_dir), user="postgres", dbname="postgres", autocommit=True
+    ) as conn:
+        conn.execute("set password_encryption = 'scram-sha-256'")
+        conn.execute(sql.SQL("alter role postgres password {}").format(sql.Literal(password)))
+    hba = path / "pg_hba.conf"
+    lines = [
+        re.sub(r"\btrust\s*$", "scram-sha-256", line) if not line.lstrip().startswith("#") else line
+        for line in hba.read_text().splitlines()
+    ]
+    hba.write_text("\n".join(lines) + "\n")
+    subprocess.run(
+        [*run_as, str(bindir / "pg_ctl"), "-D", str(path), "reload"],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    log.info("embedded PostgreSQL in %s now requires a password", path)
 
 
 def _short_socket_dir(path: Path) -> Path:

@@ -1,55 +1,20 @@
-"""Secret- and address-free text for every line a person or a log store sees: failure lines
-(the CLI's `error: ...`, Dagster's run failures), and the provider-account run tag.
-
-Errors quote what they were given: a libpq URL with its password, an SMTP URL with credentials, a
-SendGrid key in a header dump, an address in a provider's reply. `safe_line` keeps the first line
-of an error and masks all of those, so the same function serves the command line and Dagster.
-"""
+"""The provider-account run tag (secret-free, salted) and, re-exported from the core, the
+secret-free failure line (`safe_line`) that Dagster and the CLI print."""
 
 from __future__ import annotations
 
 import hashlib
 import os
-import re
 import secrets
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from email_sync.hashing import redact_addresses
+from onramp.redaction import redact_secrets, safe_line
 from onramp.settings import Settings
 
-MASK = "***"
-# scheme://user:password@host -> scheme://user:***@host (postgresql, smtp, http...)
-_URL_PASSWORD = re.compile(r"(?P<head>\b[a-z][a-z0-9+.-]*://[^\s:/@]*:)[^\s@/]*(?P<tail>@)", re.I)
-# SendGrid keys are SG.<22>.<43>; match loosely so a truncated one is masked too.
-_SENDGRID_KEY = re.compile(r"\bSG\.[A-Za-z0-9_-]{6,}(?:\.[A-Za-z0-9_-]+)?")
-_BEARER = re.compile(r"(?P<head>\bBearer\s+)[^\s,;\"']+", re.I)
-# password=..., api_key: ..., token=... in conninfo strings, query strings and reprs
-_KEY_VALUE = re.compile(
-    r"(?P<head>\b(?:password|passwd|pwd|api[_-]?key|apikey|secret|token|access[_-]?token)"
-    r"\s*[=:]\s*['\"]?)[^\s&'\",;]+",
-    re.I,
-)
+__all__ = ["provider_account", "redact_secrets", "safe_line"]
+
 SALT_FILE = ".provider_tag_salt"
-
-
-def redact_secrets(text: str) -> str:
-    """`text` with passwords, keys, tokens and addresses masked (addresses as `<email:hash>`)."""
-    text = _URL_PASSWORD.sub(lambda m: f"{m.group('head')}{MASK}{m.group('tail')}", text)
-    text = _SENDGRID_KEY.sub(MASK, text)
-    text = _BEARER.sub(lambda m: f"{m.group('head')}{MASK}", text)
-    text = _KEY_VALUE.sub(lambda m: f"{m.group('head')}{MASK}", text)
-    return redact_addresses(text)
-
-
-def safe_line(exc: BaseException | str, limit: int = 500) -> str:
-    """The first line of an error with every secret and address masked: what the CLI prints after
-    `error:` and what a Dagster failure line should say."""
-    text = str(exc).strip()
-    first = text.splitlines()[0] if text else ""
-    if not first and isinstance(exc, BaseException):
-        first = type(exc).__name__
-    return redact_secrets(first)[:limit]
 
 
 def _salt(settings: Settings) -> bytes:

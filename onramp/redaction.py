@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from urllib.parse import unquote
 
 MASK = "***"
 # scheme://user:password@host -> scheme://user:***@host (postgresql, smtp, http...)
@@ -51,3 +52,30 @@ def safe_line(exc: BaseException | str, limit: int = 500) -> str:
     if not first and isinstance(exc, BaseException):
         first = type(exc).__name__
     return redact_secrets(first)[:limit]
+
+
+# Query parameters that carry an API key in access logs; their values never reach the warehouse.
+SECRET_QUERY_PARAMS = frozenset({"api_key", "apikey", "api-key", "access_token"})
+
+
+def hash_api_key(key: str | None) -> str | None:
+    """What is stored for an API key seen in clear (an access log's query string): a stable id
+    that groups calls by key without being usable as one."""
+    if not key:
+        return None
+    return "sha256:" + hashlib.sha256(key.encode()).hexdigest()[:24]
+
+
+def strip_secret_params(url: str) -> str:
+    """`url` without its API-key query parameters; every other byte kept as logged."""
+    head, sep, query = url.partition("?")
+    if not sep:
+        return url
+    query, hash_sep, fragment = query.partition("#")
+    kept = [
+        part
+        for part in query.split("&")
+        if part and unquote(part.split("=", 1)[0]).strip().lower() not in SECRET_QUERY_PARAMS
+    ]
+    out = head + ("?" + "&".join(kept) if kept else "")
+    return out + (hash_sep + fragment if hash_sep else "")

@@ -92,3 +92,33 @@ def test_dbt_gets_the_same_lock_and_statement_timeouts(short_timeouts):
     assert "-c statement_timeout=" in env["PGOPTIONS"]
     assert env["ONRAMP_PG_CONNECT_TIMEOUT"] == "2"
     assert env["ONRAMP_PG_KEEPALIVES_IDLE"] == "45"
+
+
+def test_a_dbt_connection_runs_with_the_lock_and_statement_timeouts(short_timeouts, tmp_path):
+    """A real dbt query (dbt show) reads the settings on its own connection."""
+    from dbt.cli.main import dbtRunner
+
+    from onramp.dbt import PROJECT_DIR, _dbt_environment
+    from onramp.settings import Settings
+
+    messages: list[str] = []
+    query = (
+        "select current_setting('lock_timeout') as lt, current_setting('statement_timeout') as st"
+    )
+    with _dbt_environment(Settings.from_env(), offline=False):
+        result = dbtRunner(callbacks=[lambda e: messages.append(str(e.info.msg))]).invoke(
+            [
+                "show",
+                "--inline",
+                query,
+                "--project-dir",
+                str(PROJECT_DIR),
+                "--target-path",
+                str(tmp_path / "target"),
+                "--log-path",
+                str(tmp_path / "logs"),
+            ]
+        )
+    assert result.success
+    preview = next(m for m in messages if m.startswith("Previewing inline node"))
+    assert "| 1s | 3s |" in preview, preview

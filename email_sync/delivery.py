@@ -143,6 +143,7 @@ def deliver(
             tracker.record(broken)
         if emails:
             tracker.record(_send(provider, emails, tracker))
+    conn.commit()  # close the transaction the last (empty) read opened
 
 
 def _takes_tracker(provider: Provider) -> bool:

@@ -182,3 +182,20 @@ def test_smtp_kill_mid_batch_leaves_only_the_in_flight_message_unconfirmed(
     got = sorted(statuses(engine).values())
     assert got == ["sent"] * 5 + ["sent_unconfirmed"], got
     assert delivered == 5
+
+
+def test_a_segment_with_email_and_list_sends_then_mirrors_the_list(
+    engine, settings, segments, sendgrid_server, sg_provider
+):
+    """Per-request claims leave no transaction open for the list mirror that follows."""
+    segments.create("signup_no_calls", [member(n) for n in range(3)])
+    s = spec(
+        "signup_no_calls",
+        list="Signed up, no calls",
+        email={"template": "signup_no_calls", "kind": "transactional"},
+    )
+
+    result = sync_segment(engine, settings, s, AS_OF, provider=sg_provider)
+
+    assert (result.sent, result.list_added) == (3, 3)
+    assert len(sendgrid_server.list_members(sendgrid_server.list_id("Signed up, no calls"))) == 3

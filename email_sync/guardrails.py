@@ -42,8 +42,9 @@ class EntryPlan:
       `initial="send"`: a new install or a rename must not mail everyone in it.
     - `rekeyed`: entries whose developer left under another member_key in this same sync, when
       there are as many as the breaker would refuse (a changed member_key): recorded, not emailed.
-    - `expired`: exits of day-keyed members whose day is past: not counted as leaving, and as many
-      entries are counted as their replacements, so a new day is not a blast.
+    - `expired`: exits of day-keyed members (`...YYYY-MM-DD` keys, or every exit when the meta
+      says `time_keyed: true`) whose day is past: not counted as leaving, and as many entries are
+      counted as their replacements, so a new day is not a blast (its growth still can be).
     """
 
     hold_all: bool = False
@@ -85,7 +86,8 @@ def plan_entries(
     plan = EntryPlan()
     check_initial(initial)
     if first_sync:
-        if members > settings.blast_radius_min_members and initial == "record" and entered:
+        large = members > settings.blast_radius_min_members
+        if spec.email is not None and large and initial == "record" and entered:
             plan.hold_all = True
             plan.notes.append(
                 f"first sync of {spec.name}: {entered:,} members recorded as already in the "

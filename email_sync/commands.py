@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 import sqlalchemy as sa
 
+from email_sync.freshness import max_event_lag_hours, raw_events_freshness
 from email_sync.hashing import hash_key
 from email_sync.membership import require_segment_table
 from email_sync.render import Renderer
@@ -49,6 +50,18 @@ def select_specs(specs: list[SegmentSpec], names: tuple[str, ...]) -> list[Segme
     return [by_name[n] for n in dict.fromkeys(names)]
 
 
+def held_back(engine: sa.Engine, specs: list[SegmentSpec], day: date) -> dict[str, str]:
+    """Segments with requires_fresh_events while raw events are stale -> why (the Dagster sync
+    holds the same ones back): not synced at all, so the next sync on fresh data decides."""
+    gated = [s for s in specs if s.requires_fresh_events]
+    if not gated:
+        return {}
+    freshness = raw_events_freshness(engine, day, max_event_lag_hours())
+    if freshness.fresh:
+        return {}
+    return {s.name: freshness.describe() for s in gated}
+
+
 def format_table(results: list[SyncResult]) -> str:
     rows = [COLUMNS] + [tuple(str(v) for v in r.as_row().values()) for r in results]
     widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
@@ -79,12 +92,21 @@ def _parse_date(value: datetime | None) -> date:
     "--as-of", type=click.DateTime(["%Y-%m-%d"]), help="As-of day (default: yesterday UTC)."
 )
 @click.option("--wait", is_flag=True, help="Wait for a running sync of the same segment to finish.")
+@click.option(
+    "--initial",
+    type=click.Choice(["record", "send"]),
+    default="record",
+    show_default=True,
+    help="First sync of a segment larger than the blast-radius minimum: record its members "
+    "without emailing them, or email them all.",
+)
 def sync(
     segments: tuple[str, ...],
     dry_run: bool,
     allow_large: bool,
     as_of: datetime | None,
     wait: bool,
+    initial: str,
 ) -> None:
     """Push segment changes to the email provider: list membership and triggered emails."""
     from onramp.warehouse import get_engine
@@ -96,7 +118,17 @@ def sync(
         return
     engine = get_engine(settings)
     day = _parse_date(as_of)
-    outcomes = sync_all(engine, settings, specs, day, dry_run, allow_large, wait=wait)
+    held = held_back(engine, specs, day)
+    outcomes = sync_all(
+        engine,
+        settings,
+        [s for s in specs if s.name not in held],
+        day,
+        dry_run,
+        allow_large,
+        wait=wait,
+        initial=initial,
+    )
     results = [o for o in outcomes if isinstance(o, SyncResult)]
     errors = [o for o in outcomes if not isinstance(o, SyncResult)]
     header = f"as of {day.isoformat()}, provider {settings.email_provider}"
@@ -127,6 +159,8 @@ def sync(
             extra.append("sample subject: " + r.sample_markdown.splitlines()[0][13:])
         if extra:
             click.echo(f"{r.segment}: " + "; ".join(extra))
+    for name, why in held.items():
+        click.echo(f"{name}: sends held back, {why}; nothing recorded, the next sync sends")
     for exc in errors:
         click.echo(f"error: {exc}", err=True)
     if errors:

@@ -1,5 +1,7 @@
-"""What stops an email or a whole sync: the blast-radius breaker, invalid addresses, suppression,
-marketing consent and the global frequency cap.
+"""What stops an email or a whole sync: the entry plan (a large first sync, a renamed segment, a
+changed member_key or a new day of a time-keyed segment is not a wave of new members), the
+blast-radius breaker, invalid addresses, suppression, marketing consent and the global frequency
+cap.
 
 Each email guardrail is one set-based UPDATE over this run's `pending` ledger rows, run inside
 the decision transaction, so a dry run sees exactly what a real run would decide.
@@ -7,7 +9,8 @@ the decision transaction, so a dry run sees exactly what a real run would decide
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -16,11 +19,141 @@ from email_sync.errors import BlastRadiusExceeded
 from email_sync.providers import Provider
 from email_sync.render import EMAIL_RE
 from email_sync.specs import SegmentSpec
+from onramp.errors import OnrampError
 from onramp.settings import Settings
 
 INVALID = "invalid address"
 # SQL twin of render.valid_email, shared by the ledger and the list mirror.
 INVALID_ADDRESS_SQL = "({col} is null or length({col}) > 254 or {col} !~ :email_re)"
+
+
+INITIAL_CHOICES = ("record", "send")
+# A member key that ends in a day (`dev-1:2026-11-25`) belongs to that day: once the day is past,
+# its exit is an expiry, not a member leaving (seg_rate_limited is keyed by developer and day).
+DAY_SUFFIX_SQL = "{col} ~ '[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}$'"
+
+
+@dataclass
+class EntryPlan:
+    """Which of this sync's entries are new members to email, and what the breaker should count.
+
+    - `hold_all`: a first sync (also a renamed segment) of more than blast_radius_min_members
+      members records them all as already in the segment and emails nobody, unless
+      `initial="send"`: a new install or a rename must not mail everyone in it.
+    - `rekeyed`: entries whose developer left under another member_key in this same sync, when
+      there are as many as the breaker would refuse (a changed member_key): recorded, not emailed.
+    - `expired`: exits of day-keyed members (`...YYYY-MM-DD` keys, or every exit when the meta
+      says `time_keyed: true`) whose day is past: not counted as leaving, and as many entries are
+      counted as their replacements, so a new day is not a blast (its growth still can be).
+    """
+
+    hold_all: bool = False
+    rekeyed: int = 0
+    rekeyed_exits: int = 0
+    expired: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    def breaker_counts(self, entered: int, exited: int) -> tuple[int, int]:
+        """(entered, exited) as the blast-radius breaker should see them."""
+        rekeyed, rekeyed_exits = (self.rekeyed, self.rekeyed_exits) if self.rekeyed else (0, 0)
+        return (
+            max(entered - rekeyed - self.expired, 0),
+            max(exited - rekeyed_exits - self.expired, 0),
+        )
+
+    def held(self, entered: int) -> int:
+        return entered if self.hold_all else self.rekeyed
+
+
+def check_initial(initial: str) -> str:
+    if initial not in INITIAL_CHOICES:
+        raise OnrampError(f"initial must be record or send, got {initial!r}")
+    return initial
+
+
+def plan_entries(
+    conn: sa.Connection,
+    settings: Settings,
+    spec: SegmentSpec,
+    as_of: date,
+    entered: int,
+    members: int,
+    previous_active: int,
+    first_sync: bool,
+    initial: str,
+) -> EntryPlan:
+    """Read the `_entered` / `_exited` temp tables of the diff and decide (see EntryPlan)."""
+    plan = EntryPlan()
+    check_initial(initial)
+    if first_sync:
+        large = members > settings.blast_radius_min_members
+        if spec.email is not None and large and initial == "record" and entered:
+            plan.hold_all = True
+            plan.notes.append(
+                f"first sync of {spec.name}: {entered:,} members recorded as already in the "
+                f"segment, none emailed (more than {settings.blast_radius_min_members:,}, "
+                "ONRAMP_BLAST_RADIUS_MIN_MEMBERS); to email them on a first sync pass "
+                "--initial send"
+            )
+        return plan
+    time_keyed = bool(spec.meta.get("time_keyed", False))
+    day_keyed = "true" if time_keyed else DAY_SUFFIX_SQL.format(col="x.member_key")
+    params = {"seg": spec.name, "as_of": as_of.isoformat()}  # ISO days compare as text
+    conn.execute(
+        sa.text(
+            f"""
+            create temp table _left on commit drop as
+            select x.member_key, m.developer_id,
+                   ({day_keyed}) and (
+                       {str(time_keyed).lower()}
+                       or right(x.member_key, 10) < :as_of
+                   ) as expired
+            from _exited as x
+            join email_sync.segment_membership as m
+              on m.segment = :seg and m.member_key = x.member_key
+            """
+        ),
+        params,
+    )
+    expired, rekeyed, rekeyed_exits = conn.execute(
+        sa.text(
+            """
+            select
+                (select count(*) from _left where expired),
+                (select count(*) from _entered as e where e.developer_id in (
+                    select developer_id from _left where not expired)),
+                (select count(*) from _left as l where not l.expired and l.developer_id in (
+                    select developer_id from _entered))
+            """
+        )
+    ).one()
+    plan.expired = expired
+    size = max(previous_active, members, 1)
+    if (
+        initial == "record"
+        and rekeyed >= settings.blast_radius_min_members
+        and rekeyed > settings.blast_radius_share * size
+    ):
+        plan.rekeyed, plan.rekeyed_exits = rekeyed, rekeyed_exits
+        plan.notes.append(
+            f"{rekeyed:,} entries are developers who left under another member_key in this sync "
+            "(a changed member_key): recorded, not emailed"
+        )
+    return plan
+
+
+def drop_held_entries(conn: sa.Connection, plan: EntryPlan) -> None:
+    """Take the held entries out of `_entered` after the membership was written, so no ledger
+    row is made for them (they are members now; only a later entry is emailed)."""
+    if plan.hold_all:
+        conn.execute(sa.text("delete from _entered"))
+    elif plan.rekeyed:
+        conn.execute(
+            sa.text(
+                "delete from _entered where developer_id in "
+                "(select developer_id from _left where not expired)"
+            )
+        )
 
 
 def check_blast_radius(

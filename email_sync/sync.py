@@ -79,12 +79,17 @@ def sync_segment(
     wait: bool = False,
     renderer: Renderer | None = None,
     now: datetime | None = None,
+    initial: str = "record",
 ) -> SyncResult:
     """Diff `spec`'s segment table and deliver the change; see the module docstring for the order.
+
+    `initial="record"` (the default): a first sync of more than the blast-radius minimum of
+    members records them without emailing (`guardrails.plan_entries`); "send" emails them.
 
     Raises SegmentBusy, BlastRadiusExceeded, SegmentMissing (OnrampError, one line each).
     """
     started = time.perf_counter()
+    guardrails.check_initial(initial)
     clock = (now or datetime.now(UTC)).astimezone(UTC)
     renderer = prepare_renderer(settings, spec, renderer)
     if spec.email:
@@ -101,7 +106,9 @@ def sync_segment(
     try:
         with engine.connect() as conn:
             if dry_run:
-                _decide(conn, settings, spec, as_of, allow_large, result, renderer, None, clock)
+                _decide(
+                    conn, settings, spec, as_of, allow_large, result, renderer, None, clock, initial
+                )
             else:
                 assert provider is not None
                 _sync_locked(
@@ -115,6 +122,7 @@ def sync_segment(
                     provider,
                     wait,
                     clock,
+                    initial,
                 )
     finally:
         if own_provider and provider is not None:
@@ -185,6 +193,7 @@ def _sync_locked(
     provider: Provider,
     wait: bool,
     clock: datetime,
+    initial: str = "record",
 ) -> None:
     """The writing path: lock, run row, reconcile, decide, deliver, mirror the list, count."""
     with conn.begin():
@@ -195,7 +204,9 @@ def _sync_locked(
         try:
             if spec.email:
                 ledger.reconcile(conn, spec, provider, result)
-            _decide(conn, settings, spec, as_of, allow_large, result, renderer, provider, clock)
+            _decide(
+                conn, settings, spec, as_of, allow_large, result, renderer, provider, clock, initial
+            )
             if spec.email:
                 deliver(conn, spec, run_id, provider, renderer)
             if spec.list_name:
@@ -222,6 +233,7 @@ def _decide(
     renderer: Renderer,
     provider: Provider | None,
     clock: datetime,
+    initial: str = "record",
 ) -> None:
     """Diff, breaker, new state and ledger rows in one transaction (rolled back for a dry run,
     which is the call without a provider)."""
@@ -240,21 +252,34 @@ def _decide(
         diff = diff_membership(conn, spec)
         r.members, r.entered, r.exited = diff.members, diff.entered, diff.exited
         r.first_sync = diff.first_sync
+        plan = guardrails.plan_entries(
+            conn,
+            settings,
+            spec,
+            as_of,
+            diff.entered,
+            diff.members,
+            diff.previous_active,
+            diff.first_sync,
+            initial,
+        )
         guardrails.check_blast_radius(
             settings,
             spec,
-            diff.entered,
-            diff.exited,
+            *plan.breaker_counts(diff.entered, diff.exited),
             diff.members,
             diff.previous_active,
             diff.first_sync,
             allow_large,
         )
+        r.notes.extend(plan.notes)
         r.sample_member_hashes = diff.sample_member_hashes
         write_membership(conn, spec, as_of, clock)
+        guardrails.drop_held_entries(conn, plan)
         r.diff_seconds = time.perf_counter() - t0
         if spec.email:
             _decide_messages(conn, settings, spec, run_id, r, provider, clock)
+            r.skipped = max(r.skipped - plan.held(diff.entered), 0)  # held: noted, not skipped
             render_sample(conn, spec, run_id, renderer, r)
             if dry:
                 ledger.count_run(conn, spec, run_id, settings.max_send_attempts, r)

@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from ingest.sources import RejectFn, Source
+from onramp.redaction import SECRET_QUERY_PARAMS, hash_api_key, strip_secret_params
 
 try:  # orjson is several times faster than json, and parses a whole block of lines at once
     import orjson
@@ -1215,14 +1216,17 @@ def parse_combined_events(
             else:
                 latency = None
             size = match.group("bytes")
-            api_key = query.get("api_key", [None])[0]
+            # An API key in the query string is a secret: stored hashed, never in `path`.
+            api_key = hash_api_key(
+                next((query[k][0] for k in SECRET_QUERY_PARAMS if query.get(k)), None)
+            )
             values = [
                 None,
                 ts,
                 developer,
                 None,
                 method,
-                path,
+                strip_secret_params(path),
                 match.group("status"),
                 latency,
                 None,
@@ -1234,7 +1238,7 @@ def parse_combined_events(
             ]
             extras: dict[str, Any] = {}
             if referer and referer != "-":
-                extras["referer"] = referer
+                extras["referer"] = strip_secret_params(referer)
             if rest.strip():
                 extras["log_rest"] = rest.strip()
             if ts != window_ts:  # identical lines only count within one timestamp

@@ -1,13 +1,14 @@
-"""SendGrid v3 through the official `sendgrid` package, with the limits and traps of SENDGRID.md.
+"""SendGrid v3 through the official `sendgrid` package, within SendGrid's documented limits.
 
 - `sg.client.timeout` is always set (the library's default is no timeout at all).
 - No `request_headers=` is ever passed: the library merges them into a dict shared by every later
   call.
-- 429: wait until `X-RateLimit-Reset` (bounded); 5xx and connection failures: exponential backoff
-  (bounded). A *read* timeout on mail send is not retried: the request reached SendGrid, which may
-  have accepted it, and mail send has no idempotency key, so those rows become `sent_unconfirmed`
-  (never sent twice) and carry `onramp_message_id` for the Event Webhook to confirm. Read timeouts
-  on idempotent calls (contacts upsert, lookups, deletes) are retried like 5xx.
+- 429: wait until `X-RateLimit-Reset` (bounded); 503 and connection failures: exponential backoff
+  (bounded). A 500/502/504 or a *read* timeout on mail send is not retried: the request reached
+  SendGrid, which may have accepted it, and mail send has no idempotency key, so those rows become
+  `sent_unconfirmed` (never sent twice) and carry `onramp_message_id` for the Event Webhook to
+  confirm. Read timeouts and 5xx on idempotent calls (contacts upsert, lookups, deletes) are
+  retried.
 - Mail send: one personalization per recipient, <= 1,000 per request, each address once per
   request. The body of each email is rendered by onramp (Jinja2) and carried in the
   personalization's `substitutions` (`-onramp_html-` / `-onramp_text-` in the content), so one
@@ -23,9 +24,9 @@ import json
 import logging
 import time
 import urllib.error
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from http.client import HTTPException
-from typing import Any
+from typing import Any, Protocol
 
 from python_http_client import exceptions as http_exc
 from sendgrid import SendGridAPIClient
@@ -58,6 +59,10 @@ DELETE_BATCH = 100
 SUPPRESSION_KINDS = ("unsubscribes", "bounces", "blocks", "spam_reports", "invalid_emails")
 HTML_TAG = "-onramp_html-"
 TEXT_TAG = "-onramp_text-"
+# 5xx answers that can come after SendGrid accepted a mail send (a proxy or the backend failing
+# once the request was taken): not retried, the rows become sent_unconfirmed. 503 and 429 mean
+# the request was not taken, so they are retried.
+AMBIGUOUS_STATUSES = frozenset({500, 502, 504})
 
 
 def _error_message(exc: http_exc.HTTPError) -> str:
@@ -70,6 +75,14 @@ def _error_message(exc: http_exc.HTTPError) -> str:
     except (ValueError, AttributeError):
         text = ""
     return redact_addresses(f"{exc.status_code} {text or exc.reason}".strip())
+
+
+class RequestTracker(Protocol):
+    """What a provider calls around each request (email_sync.delivery.LedgerTracker)."""
+
+    def claim(self, message_ids: Sequence[str]) -> None: ...
+    def release(self, message_ids: Sequence[str]) -> None: ...
+    def record(self, outcomes: list[SendOutcome]) -> None: ...
 
 
 class SendGridProvider(Provider):
@@ -148,6 +161,13 @@ class SendGridProvider(Provider):
                 policy.sleep(wait)
             except http_exc.HTTPError as exc:
                 status = int(getattr(exc, "status_code", 0) or 0)
+                if status in AMBIGUOUS_STATUSES and not idempotent:
+                    # The request may have been accepted before the error: never resent.
+                    raise AmbiguousSendError(
+                        f"{what}: {_error_message(exc)} after the request was sent; not retried, "
+                        "it may have been accepted",
+                        status=status,
+                    ) from exc
                 if status < 500 or attempt >= policy.max_retries:
                     raise ProviderError(f"{what}: {_error_message(exc)}", status=status) from exc
                 delay = policy.backoff(attempt)
@@ -238,22 +258,31 @@ class SendGridProvider(Provider):
             body["asm"] = {"group_id": asm_group_id(self, first.unsubscribe_scope)}
         return body
 
-    def send(self, emails: list[OutgoingEmail]) -> list[SendOutcome]:
+    def send(
+        self, emails: list[OutgoingEmail], tracker: RequestTracker | None = None
+    ) -> list[SendOutcome]:
+        """One request per chunk; with a tracker, each request's rows are claimed right before it
+        and recorded right after it (see email_sync.delivery)."""
         outcomes: list[SendOutcome] = []
         batched: list[OutgoingEmail] = []
         for email in emails:
             if self._fits_substitutions(email):
                 batched.append(email)
             else:
-                outcomes.extend(self._send_batch([email], inline=True))
+                outcomes.extend(self._send_batch([email], inline=True, tracker=tracker))
         # One unsubscribe group per request (asm is message-level): chunk per scope.
         for scope in sorted({e.unsubscribe_scope or "" for e in batched}):
             same = [e for e in batched if (e.unsubscribe_scope or "") == scope]
             for chunk in _unique_chunks(same, MAX_PERSONALIZATIONS):
-                outcomes.extend(self._send_batch(chunk, inline=False))
+                outcomes.extend(self._send_batch(chunk, inline=False, tracker=tracker))
         return outcomes
 
-    def _send_batch(self, emails: list[OutgoingEmail], inline: bool) -> list[SendOutcome]:
+    def _send_batch(
+        self, emails: list[OutgoingEmail], inline: bool, tracker: RequestTracker | None = None
+    ) -> list[SendOutcome]:
+        ids = [e.message_id for e in emails]
+        if tracker is not None:
+            tracker.claim(ids)
         body = self._body(emails, inline)
         try:
             response = self._call(
@@ -262,20 +291,27 @@ class SendGridProvider(Provider):
                 idempotent=False,
             )
         except AmbiguousSendError as exc:
-            return [SendOutcome(e.message_id, "sent_unconfirmed", str(exc)) for e in emails]
+            outcomes = [SendOutcome(e.message_id, "sent_unconfirmed", str(exc)) for e in emails]
         except ProviderError as exc:
             if exc.status == 400 and len(emails) > 1:
                 # Bisect: the good half goes out, the bad rows are isolated with their message.
+                # SendGrid took none of this request: unclaim it, each half claims itself.
+                if tracker is not None:
+                    tracker.release(ids)
                 mid = len(emails) // 2
-                return self._send_batch(emails[:mid], inline) + self._send_batch(
-                    emails[mid:], inline
+                return self._send_batch(emails[:mid], inline, tracker) + self._send_batch(
+                    emails[mid:], inline, tracker
                 )
             if exc.status == 400:
                 log.info("mail send rejected for %s: %s", hash_email(emails[0].to), exc)
-            return [SendOutcome(e.message_id, "failed", str(exc)) for e in emails]
-        headers = getattr(response, "headers", None)
-        sg_id = headers.get("X-Message-Id") if headers is not None else None
-        return [SendOutcome(e.message_id, "sent", None, sg_id) for e in emails]
+            outcomes = [SendOutcome(e.message_id, "failed", str(exc)) for e in emails]
+        else:
+            headers = getattr(response, "headers", None)
+            sg_id = headers.get("X-Message-Id") if headers is not None else None
+            outcomes = [SendOutcome(e.message_id, "sent", None, sg_id) for e in emails]
+        if tracker is not None:
+            tracker.record(outcomes)
+        return outcomes
 
     # --- suppressions --------------------------------------------------------------------------
 

@@ -1,5 +1,10 @@
-"""Plain SMTP through smtplib: `ONRAMP_SMTP_URL` = smtp://user:pass@host:587?starttls=true or
+"""Plain SMTP through smtplib: `ONRAMP_SMTP_URL` = smtp://user:pass@host:587 or
 smtps://user:pass@host:465. One connection per batch; each email is its own SMTP transaction.
+
+Credentials never travel in plain text: with a user in an smtp:// URL, STARTTLS is on unless the
+URL says `?starttls=false`, and then onramp refuses to log in at all (a server that offers no
+STARTTLS fails the connection, it is not used in the clear). Without credentials (a local relay)
+STARTTLS is used only when asked for (`?starttls=true`).
 
 A 4xx reply or a dropped connection *before* DATA is accepted is retried with backoff on a fresh
 connection; a 5xx reply fails that email with the server's message. If the connection breaks after
@@ -15,6 +20,7 @@ import ssl
 import time
 from dataclasses import dataclass
 from email.policy import SMTP as SMTP_POLICY
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from email_sync.hashing import hash_email, redact_addresses
@@ -27,6 +33,9 @@ from email_sync.providers.base import (
 )
 from email_sync.providers.mime import build_mime
 from onramp.settings import Settings
+
+if TYPE_CHECKING:  # the protocol only; importing sendgrid here would load its client
+    from email_sync.providers.sendgrid import RequestTracker
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +53,10 @@ class SmtpTarget:
         return f"SmtpTarget({self.host}:{self.port}, ssl={self.ssl}, starttls={self.starttls})"
 
 
+TRUE = ("true", "1", "yes")
+FALSE = ("false", "0", "no")
+
+
 def parse_smtp_url(url: str) -> SmtpTarget:
     parts = urlsplit(url)
     if parts.scheme not in ("smtp", "smtps"):
@@ -52,12 +65,23 @@ def parse_smtp_url(url: str) -> SmtpTarget:
         raise ProviderError("ONRAMP_SMTP_URL has no host")
     query = {k: v[-1].lower() for k, v in parse_qs(parts.query).items()}
     use_ssl = parts.scheme == "smtps"
+    username = unquote(parts.username) if parts.username else None
+    asked = query.get("starttls")
+    if asked is not None and asked not in TRUE + FALSE:
+        raise ProviderError(f"ONRAMP_SMTP_URL: starttls must be true or false, got {asked!r}")
+    # With credentials STARTTLS is the default; without, only when asked for.
+    starttls = asked in TRUE if asked is not None else bool(username)
+    if username and not use_ssl and not starttls:
+        raise ProviderError(
+            "ONRAMP_SMTP_URL has credentials but starttls=false: refusing to log in over plain "
+            "text (use smtps:// or drop starttls=false)"
+        )
     return SmtpTarget(
         host=parts.hostname,
         port=parts.port or (465 if use_ssl else 25),
         ssl=use_ssl,
-        starttls=query.get("starttls") in ("true", "1", "yes"),
-        username=unquote(parts.username) if parts.username else None,
+        starttls=starttls and not use_ssl,
+        username=username,
         password=unquote(parts.password) if parts.password else None,
     )
 
@@ -107,8 +131,17 @@ class SmtpProvider(Provider):
             else:
                 conn = smtplib.SMTP(t.host, t.port, timeout=self.timeout_s)
                 if t.starttls:
+                    conn.ehlo()
+                    if not conn.has_extn("starttls"):
+                        conn.close()
+                        raise ProviderError(
+                            f"SMTP server {t.host}:{t.port} offers no STARTTLS: refusing to "
+                            "log in over plain text (use smtps:// or a server with STARTTLS)"
+                        )
                     conn.starttls(context=self.ssl_context)
             if t.username:
+                if not (t.ssl or t.starttls):  # parse_smtp_url refuses this; never send it
+                    raise ProviderError("refusing to log in to SMTP over plain text")
                 conn.login(t.username, t.password or "")
             conn.ehlo_or_helo_if_needed()  # mail()/rcpt() below do not greet on their own
         except smtplib.SMTPAuthenticationError as exc:
@@ -136,8 +169,20 @@ class SmtpProvider(Provider):
                 pass
             self._conn = None
 
-    def send(self, emails: list[OutgoingEmail]) -> list[SendOutcome]:
-        return [self._send_one(email) for email in emails]
+    def send(
+        self, emails: list[OutgoingEmail], tracker: RequestTracker | None = None
+    ) -> list[SendOutcome]:
+        """Each email is its own SMTP transaction; with a tracker it is claimed right before and
+        recorded right after it, so a crash leaves at most one message unconfirmed."""
+        outcomes = []
+        for email in emails:
+            if tracker is not None:
+                tracker.claim([email.message_id])
+            outcome = self._send_one(email)
+            if tracker is not None:
+                tracker.record([outcome])
+            outcomes.append(outcome)
+        return outcomes
 
     def _send_one(self, email: OutgoingEmail) -> SendOutcome:
         message = build_mime(email, self.sender)

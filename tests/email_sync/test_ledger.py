@@ -36,8 +36,26 @@ class CrashAfterAccept:
         return outcomes
 
 
-class CrashingSendGrid(CrashAfterAccept, SendGridProvider):
-    pass
+class CrashBeforeRecord:
+    """A ledger tracker whose process dies after the provider's answer, before the record."""
+
+    def __init__(self, tracker):
+        self.claim = tracker.claim
+        self.release = tracker.release
+
+    def record(self, outcomes):
+        raise Crash("killed after the provider accepted")
+
+
+class CrashingSendGrid(SendGridProvider):
+    """SendGrid claims and records per request: the process dies between answer and record."""
+
+    crash = True
+
+    def send(self, emails, tracker=None):
+        if self.crash and tracker is not None:
+            tracker = CrashBeforeRecord(tracker)
+        return super().send(emails, tracker=tracker)
 
 
 class CrashingOutbox(CrashAfterAccept, OutboxProvider):

@@ -31,7 +31,8 @@ def provider_for(server: SmtpServer, sleeps) -> SmtpProvider:
     )
 
 
-@pytest.mark.parametrize("tls", [None, "starttls", "ssl"])
+# No plain-text login: tests/test_secrets_tls.py checks that credentials without TLS are refused.
+@pytest.mark.parametrize("tls", ["starttls", "ssl"])
 def test_smtp_delivers_multipart_email_with_auth(engine, settings, segments, sleeps, tls):
     segments.create(
         "rate_limited", [member(1, events_429=21), member(2, events_429=40)], {"events_429": "int"}

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import pytest
 
 from ingest.loader import detect_format, load_paths
+from onramp.redaction import hash_api_key
 from tests.ingest.conftest import events, rejects, rows
 
 HEADER = (
@@ -220,7 +221,8 @@ def test_combined_log_default_caller(raw_engine, write, uid):
     assert alice["occurred_at"] == ts("2026-11-20T09:00:00+00:00")
     assert (alice["method"], alice["path"], alice["status_code"]) == ("GET", "/v1/me", 200)
     assert (alice["response_bytes"], alice["user_agent"]) == (512, "curl/8")
-    assert keyed["latency_ms"] == 250.0 and keyed["api_key_id"] == f"{uid}_key"
+    # The key from the query string is stored hashed (tests/test_secrets_access_log.py).
+    assert keyed["latency_ms"] == 250.0 and keyed["api_key_id"] == hash_api_key(f"{uid}_key")
     assert keyed["response_bytes"] is None
     assert health["latency_ms"] == 10.0
 

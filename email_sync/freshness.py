@@ -1,0 +1,89 @@
+"""How fresh raw API events are, relative to a sync's as-of date: the gate in front of segments
+whose meaning depends on recent traffic (`requires_fresh_events`), for `onramp sync` and Dagster.
+
+An ingestion outage must not email customers that they stopped calling the API, whichever way the
+sync was started.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from onramp.errors import OnrampError
+
+DEFAULT_MAX_EVENT_LAG_HOURS = 24
+
+
+@dataclass(frozen=True)
+class EventFreshness:
+    """The latest raw event up to the end of the as-of day, and whether that is recent enough."""
+
+    as_of: dt.date
+    latest_event_at: dt.datetime | None
+    max_lag_hours: int
+
+    @property
+    def as_of_end(self) -> dt.datetime:
+        """First instant after the as-of day (UTC): events at or after it are ignored."""
+        return dt.datetime.combine(self.as_of + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
+
+    @property
+    def lag_hours(self) -> float | None:
+        if self.latest_event_at is None:
+            return None
+        return round((self.as_of_end - self.latest_event_at).total_seconds() / 3600, 1)
+
+    @property
+    def fresh(self) -> bool:
+        return self.lag_hours is not None and self.lag_hours <= self.max_lag_hours
+
+    def describe(self) -> str:
+        """One line for logs, the command line and metadata."""
+        if self.latest_event_at is None:
+            return f"no raw API events up to the end of {self.as_of.isoformat()}"
+        state = "fresh" if self.fresh else "stale"
+        return (
+            f"raw API events are {state}: latest {self.latest_event_at.isoformat()} is "
+            f"{self.lag_hours}h before the end of as-of day {self.as_of.isoformat()} "
+            f"(allowed: {self.max_lag_hours}h)"
+        )
+
+
+def max_event_lag_hours() -> int:
+    """ONRAMP_MAX_EVENT_LAG_HOURS (default 24), the command line's twin of the Dagster config."""
+    raw = os.environ.get("ONRAMP_MAX_EVENT_LAG_HOURS", "").strip()
+    if not raw:
+        return DEFAULT_MAX_EVENT_LAG_HOURS
+    try:
+        hours = int(raw)
+    except ValueError:
+        hours = -1
+    if hours < 0:
+        raise OnrampError(
+            f"ONRAMP_MAX_EVENT_LAG_HOURS must be a whole number of hours, got {raw!r}"
+        )
+    return hours
+
+
+def raw_events_freshness(engine: sa.Engine, as_of: dt.date, max_lag_hours: int) -> EventFreshness:
+    """Read max(occurred_at) of raw.api_events up to the end of the as-of day.
+
+    Late events (after the as-of day) are ignored, as every model ignores them; a missing raw
+    table counts as no events.
+    """
+    end = dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
+    with engine.connect() as conn:
+        exists = conn.execute(sa.text("select to_regclass('raw.api_events') is not null")).scalar()
+        latest = None
+        if exists:
+            latest = conn.execute(
+                sa.text("select max(occurred_at) from raw.api_events where occurred_at < :end"),
+                {"end": end},
+            ).scalar()
+    if latest is not None and latest.tzinfo is None:
+        latest = latest.replace(tzinfo=dt.UTC)
+    return EventFreshness(as_of=as_of, latest_event_at=latest, max_lag_hours=max_lag_hours)

@@ -24,6 +24,7 @@ COMMANDS = {
     "sync": ("email_sync.commands:sync", "Push segment changes to the email provider."),
     "preview": ("email_sync.commands:preview", "Render a segment's email for a few members."),
     "ui": ("orchestration.commands:ui", "Open the Dagster UI on the same settings."),
+    "report": ("report.commands:report", "Draw the funnel and campaign lift report (PNG + HTML)."),
 }
 
 

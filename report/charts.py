@@ -84,7 +84,7 @@ def _empty(ax: Any, note: str) -> str:
 def _percent_axis(ax: Any, axis: str = "y") -> None:
     from matplotlib.ticker import PercentFormatter
 
-    (ax.yaxis if axis == "y" else ax.xaxis).set_major_formatter(PercentFormatter(1.0))
+    (ax.yaxis if axis == "y" else ax.xaxis).set_major_formatter(PercentFormatter(1.0, decimals=0))
 
 
 def draw_signup_funnel(fig: Figure, data: ReportData) -> str | None:

@@ -68,16 +68,15 @@ def lift_table(data: ReportData) -> str:
 
 
 def render_page(as_of: date, data: ReportData, charts: list[tuple[Any, bytes, str | None]]) -> str:
-    """charts: (ChartSpec, PNG bytes, no-data note) in page order."""
+    """charts: (ChartSpec, PNG bytes, no-data note) in page order; an empty chart says why."""
     sections = []
-    for spec, png, note in charts:
+    for spec, png, _note in charts:
         uri = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
         extra = lift_table(data) if spec.name == "campaign_lift" else ""
-        note_html = f'<p class="note">{html.escape(note)}</p>' if note else ""
         sections.append(
             f'<section id="{spec.name}"><h2>{html.escape(spec.title)}</h2>'
             f'<p class="question">{html.escape(spec.question)}</p>'
-            f'<img alt="{html.escape(spec.title)}" src="{uri}">{note_html}{extra}</section>'
+            f'<img alt="{html.escape(spec.title)}" src="{uri}">{extra}</section>'
         )
     stale = ""
     if data.last_built_day and data.last_built_day < as_of:

@@ -66,11 +66,13 @@ developers as (
         dim_developers.first_successful_call_at,
         dim_developers.ttfhw_seconds,
         dim_developers.first_production_date,
-        {{ dbt.datediff('dim_developers.signup_date', 'dim_developers.first_production_date', 'day') }}
-            as days_signup_to_production,
+        {{ dbt.datediff(
+            'dim_developers.signup_date', 'dim_developers.first_production_date', 'day'
+        ) }} as days_signup_to_production,
         production_after_entry.production_date,
-        {{ dbt.datediff('exposures.entered_date', 'production_after_entry.production_date', 'day') }}
-            as days_entry_to_production
+        {{ dbt.datediff(
+            'exposures.entered_date', 'production_after_entry.production_date', 'day'
+        ) }} as days_entry_to_production
     from exposures
     left join dim_developers
         on exposures.developer_id = dim_developers.developer_id

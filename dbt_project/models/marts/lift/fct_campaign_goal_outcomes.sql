@@ -125,12 +125,24 @@ outcomes as (
         case
             when entries.goal_type = 'leaves_segment' then entries.exited_date
             else entered_goal.goal_date
-        end as goal_date
+        end as goal_date,
+        {{ dbt.dateadd('day', window_days, 'entries.entered_date') }}
+            as window_end_date
     from entries
     left join entered_goal
         on
             entries.campaign = entered_goal.campaign
             and entries.member_key = entered_goal.member_key
+
+),
+
+days_to_goal as (
+
+    select
+        *,
+        {{ dbt.datediff('entered_date', 'goal_date', 'day') }}
+            as days_to_goal
+    from outcomes
 
 ),
 
@@ -149,13 +161,10 @@ final as (
         goal_segment,
         holdout_share,
         goal_date,
-        {{ dbt.datediff('entered_date', 'goal_date', 'day') }} as days_to_goal,
-        {{ dbt.dateadd('day', window_days, 'entered_date') }} <= {{ as_of_date() }}
-            as is_window_complete,
-        coalesce(
-            {{ dbt.datediff('entered_date', 'goal_date', 'day') }} <= {{ window_days }}, false
-        ) as reached_goal_in_window
-    from outcomes
+        days_to_goal,
+        window_end_date <= {{ as_of_date() }} as is_window_complete,
+        coalesce(days_to_goal <= {{ window_days }}, false) as reached_goal_in_window
+    from days_to_goal
 
 )
 

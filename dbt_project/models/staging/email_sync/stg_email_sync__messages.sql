@@ -8,29 +8,25 @@
 
 with
 
-{% if ledger_exists -%}
 messages as (
 
-    select * from {{ ledger }}
+    {%- if ledger_exists %}
+        select * from {{ ledger }}
+    {%- else %}
+        select
+            cast(null as {{ dbt.type_string() }}) as message_id,
+            cast(null as {{ dbt.type_string() }}) as segment,
+            cast(null as {{ dbt.type_string() }}) as step,
+            cast(null as {{ dbt.type_string() }}) as member_key,
+            cast(null as {{ dbt.type_string() }}) as developer_id,
+            cast(null as {{ dbt.type_string() }}) as status,
+            cast(null as {{ dbt.type_string() }}) as period,
+            cast(null as timestamp with time zone) as created_at,
+            cast(null as timestamp with time zone) as sent_at
+        where 1 = 0
+    {%- endif %}
 
 ),
-{%- else -%}
-messages as (
-
-    select
-        cast(null as {{ dbt.type_string() }}) as message_id,
-        cast(null as {{ dbt.type_string() }}) as segment,
-        cast(null as {{ dbt.type_string() }}) as step,
-        cast(null as {{ dbt.type_string() }}) as member_key,
-        cast(null as {{ dbt.type_string() }}) as developer_id,
-        cast(null as {{ dbt.type_string() }}) as status,
-        cast(null as {{ dbt.type_string() }}) as period,
-        cast(null as timestamp with time zone) as created_at,
-        cast(null as timestamp with time zone) as sent_at
-    where 1 = 0
-
-),
-{%- endif %}
 
 final as (
 

@@ -10,28 +10,24 @@
 
 with
 
-{% if membership_exists -%}
 segment_membership as (
 
-    select * from {{ membership }}
+    {%- if membership_exists %}
+        select * from {{ membership }}
+    {%- else %}
+        select
+            cast(null as {{ dbt.type_string() }}) as segment,
+            cast(null as {{ dbt.type_string() }}) as member_key,
+            cast(null as {{ dbt.type_string() }}) as developer_id,
+            cast(null as timestamp with time zone) as entered_at,
+            cast(null as date) as entered_as_of,
+            cast(null as timestamp with time zone) as exited_at,
+            cast(null as date) as exited_as_of,
+            cast(null as {{ dbt.type_int() }}) as entry_count
+        where 1 = 0
+    {%- endif %}
 
 ),
-{%- else -%}
-segment_membership as (
-
-    select
-        cast(null as {{ dbt.type_string() }}) as segment,
-        cast(null as {{ dbt.type_string() }}) as member_key,
-        cast(null as {{ dbt.type_string() }}) as developer_id,
-        cast(null as timestamp with time zone) as entered_at,
-        cast(null as date) as entered_as_of,
-        cast(null as timestamp with time zone) as exited_at,
-        cast(null as date) as exited_as_of,
-        cast(null as {{ dbt.type_int() }}) as entry_count
-    where 1 = 0
-
-),
-{%- endif %}
 
 final as (
 

@@ -26,7 +26,9 @@ CAMPAIGNS = {
     "lift_known_effect": {"goal": {"leaves_segment": True}, "holdout_share": 0.5},
     "lift_no_effect": {"goal": {"leaves_segment": True}, "holdout_share": 0.5},
     "lift_enters_goal": {"goal": {"enters": "lift_target"}, "holdout_share": 0.5},
+    "lift_exposure": {"goal": {"leaves_segment": True}, "holdout_share": 0.5},
 }
+EXPOSURE_STATUSES = {"emailed": ["sent"], "held_out": ["held_out"], "not_emailed": ["suppressed"]}
 
 
 @dataclass
@@ -89,6 +91,18 @@ def _leaves_segment_entries(
                     statuses,
                 )  # fmt: skip
             )
+    return entries
+
+
+def exposure_entries(developer_ids: list[str]) -> list[Entry]:
+    """Sample developers (real milestones in dim_developers), three per exposure."""
+    entered = AS_OF - timedelta(days=20)
+    entries = []
+    for i, developer in enumerate(developer_ids[:9]):
+        exposure = list(EXPOSURE_STATUSES)[i // 3]
+        arm = "held_out" if exposure == "held_out" else "treated"
+        entries.append(Entry("lift_exposure", developer, developer, arm, entered, None,
+                             EXPOSURE_STATUSES[exposure]))  # fmt: skip
     return entries
 
 
@@ -194,6 +208,11 @@ def report_warehouse(
     ensure_raw_schema(engine)
     load_manifest_dir(engine, sample_dir)
     data = generate_lift_data()
+    with engine.connect() as conn:
+        developers = conn.execute(
+            sa.text("select distinct developer_id from raw.developers order by 1 limit 9")
+        ).scalars()
+        data.entries += exposure_entries(list(developers))
     write_lift_data(engine, data)
     dbt_vars = {"lift_campaigns": CAMPAIGNS, "lift_goal_window_days": WINDOW_DAYS}
     run_dbt(["build", "--full-refresh", "--vars", json.dumps(dbt_vars)], as_of=AS_OF)

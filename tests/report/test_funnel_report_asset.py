@@ -31,7 +31,7 @@ def test_funnel_report_materializes_with_its_charts_in_the_metadata(
     assert html == onramp_home / "reports" / as_of / "index.html"
     assert html.exists()
     assert metadata["charts"].value == 6
-    assert metadata["campaigns_with_lift"].value == 3
+    assert metadata["campaigns_with_lift"].value == 4
     assert metadata["charts_without_data"].value == "engagement"
     images = re.findall(r"!\[([^\]]+)\]\(data:image/png;base64,([A-Za-z0-9+/=]+)\)",
                         metadata["report"].value)  # fmt: skip

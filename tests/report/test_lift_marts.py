@@ -154,3 +154,46 @@ def test_arms_are_intent_to_treat(report_warehouse: ReportWarehouse, engine: sa.
             )
         ).one()
     assert tuple(row) == ("treated", False, 0)
+
+
+def test_milestones_by_exposure_come_from_dim_developers(
+    report_warehouse: ReportWarehouse, engine: sa.Engine
+):
+    """Per exposure: the sample developers' TTFHW and production counts, from dim_developers."""
+    from tests.report.conftest import EXPOSURE_STATUSES
+
+    members = [e for e in report_warehouse.lift.entries if e.campaign == "lift_exposure"]
+    with engine.connect() as conn:
+        mart = {
+            r.exposure: r
+            for r in conn.execute(
+                sa.text(
+                    "select * from marts.fct_campaign_exposure_milestones"
+                    " where campaign = 'lift_exposure'"
+                )
+            )
+        }
+        dim = {
+            r.developer_id: r
+            for r in conn.execute(
+                sa.text(
+                    "select developer_id, ttfhw_seconds, signup_date, first_production_date"
+                    " from marts.dim_developers where developer_id in :ids"
+                ).bindparams(sa.bindparam("ids", expanding=True)),
+                {"ids": [e.developer_id for e in members]},
+            )
+        }
+    assert set(mart) == set(EXPOSURE_STATUSES)
+    for i, exposure in enumerate(EXPOSURE_STATUSES):
+        group = [dim[e.developer_id] for e in members[3 * i : 3 * i + 3]]
+        row = mart[exposure]
+        assert row.developers == 3
+        hours = [d.ttfhw_seconds / 3600 for d in group if d.ttfhw_seconds is not None]
+        assert row.developers_with_first_call == len(hours)
+        if hours:
+            assert row.median_ttfhw_hours == pytest.approx(_median(hours))
+        else:
+            assert row.median_ttfhw_hours is None
+        days = [(d.first_production_date - d.signup_date).days for d in group
+                if d.first_production_date is not None]  # fmt: skip
+        assert row.developers_in_production == len(days)

@@ -58,14 +58,14 @@ def test_page_embeds_every_chart_and_nothing_external(rendered):
     for chart in rendered.charts:
         assert f'id="{chart.name}"' in page
     # the lift numbers are on the page too, one row per campaign with a holdout
-    assert page.count("<tr><td>lift_") == 3
+    assert page.count("<tr><td>lift_") == 4
 
 
 def test_sample_charts_have_data_and_engagement_says_none_yet(rendered):
     notes = {c.name: c.note for c in rendered.charts}
     assert notes.pop("engagement") == "no engagement events yet"
     assert notes == dict.fromkeys(notes)  # every other chart drew data
-    assert rendered.campaigns_with_lift == 3
+    assert rendered.campaigns_with_lift == 4
 
 
 def test_engagement_chart_reads_the_engagement_mart(

@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint format ui bench clean
+.PHONY: install demo test lint format ui bench clean report-screenshot
 
 install: $(STAMP)
 
@@ -35,6 +35,10 @@ ui: $(STAMP)
 
 bench: $(STAMP)
 	for script in bench/*.py; do $(BIN)/python $$script || exit 1; done
+
+# The README's picture of the funnel report, from the sample data (headless Chromium when present).
+report-screenshot: $(STAMP)
+	$(BIN)/python -m report.screenshot docs/images/funnel_report.png
 
 clean:
 	rm -rf $(VENV) target logs .pytest_cache

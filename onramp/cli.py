@@ -25,6 +25,7 @@ COMMANDS = {
     "preview": ("email_sync.commands:preview", "Render a segment's email for a few members."),
     "ui": ("orchestration.commands:ui", "Open the Dagster UI on the same settings."),
     "webhook": ("email_sync.feedback.commands:webhook", "Receive SendGrid events, unsubscribes."),
+    "report": ("report.commands:report", "Draw the funnel and campaign lift report (PNG + HTML)."),
 }
 
 

@@ -5,7 +5,7 @@ Why it is shaped like this:
   so a crash (or a kill) mid-file leaves nothing of that file behind and a rerun loads it whole.
 - Idempotent twice over: a file whose sha256 was loaded before is skipped, and an API event whose
   event_id is already in raw.api_events adds nothing.
-- Fast: the parsers turn whole blocks of regular rows into COPY text at C speed (parsers.py),
+- Fast: the parsers turn whole blocks of regular rows into COPY text at C speed (fast_paths.py),
   the server parses one small piece while Python prepares the next, the checksum is taken on the
   same read (FileDigest), and events are first COPYed straight
   into raw.api_events under a savepoint, with events repeated within the file dropped on the way
@@ -26,7 +26,7 @@ import re
 import tempfile
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
@@ -36,6 +36,9 @@ import psycopg
 import sqlalchemy as sa
 
 from ingest import parsers
+from ingest.access_log import COMBINED, validate_caller
+from ingest.copy_encoding import COPY_OPTIONS
+from ingest.csv_format import MissingColumns
 from ingest.schema import ensure_raw_schema
 from ingest.sources import FileDigest, Source
 from onramp.errors import OnrampError
@@ -126,7 +129,7 @@ def _sniff(kind: str, head: bytes) -> str | None:
         except ValueError:
             return "moesif" if '"request"' in first else "jsonl"
         return "moesif" if isinstance(obj, dict) and "request" in obj else "jsonl"
-    if kind == "api_events" and parsers._COMBINED.match(first):
+    if kind == "api_events" and COMBINED.match(first):
         return "combined"
     if "," in first:
         return "csv"
@@ -277,7 +280,7 @@ def _copy_lines(
     buf: list[str] = []
     ids: list[str] | None = []  # the buffer's event ids, while every piece came with them
     size = 0
-    sql = f"copy {table} ({', '.join(columns)}) from stdin {parsers.COPY_OPTIONS}"
+    sql = f"copy {table} ({', '.join(columns)}) from stdin {COPY_OPTIONS}"
     with cur.copy(sql) as copy:
         for piece in chain(it, [None]):
             if piece is not None:
@@ -307,30 +310,8 @@ def _copy_lines(
     return sent, recent.dropped if recent is not None else 0
 
 
-def _parse(
-    kind: str,
-    fmt: str,
-    source: Source,
-    reject: Callable[[int, str, str], None],
-    batch: str,
-    caller: str | None,
-) -> Iterator[str]:
-    if kind == "api_events":
-        parse = {
-            "csv": parsers.parse_csv_events,
-            "jsonl": parsers.parse_jsonl_events,
-            "moesif": parsers.parse_moesif_events,
-            "combined": parsers.parse_combined_events,
-        }[fmt]
-        return parse(source, reject, batch, caller)
-    if fmt == "csv":
-        return parsers.parse_csv_table(kind, source, reject, batch)
-    return parsers.parse_jsonl_table(kind, source, reject, batch)
-
-
 def _columns(kind: str) -> str:
-    cols = parsers.EVENT_COPY_COLUMNS if kind == "api_events" else parsers.table_copy_columns(kind)
-    return ", ".join(cols)
+    return ", ".join(parsers.copy_columns(kind))
 
 
 def load_file(
@@ -381,7 +362,7 @@ def load_file(
             _record_failure(pg, kind, path, fmt, started)
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise LoadError(f"loading {path} failed, nothing of it was kept: {first}") from exc
-        except parsers.MissingColumns as exc:
+        except MissingColumns as exc:
             raise LoadError(str(exc)) from exc
         finally:
             pg.autocommit = saved_autocommit
@@ -428,7 +409,7 @@ def _load_in_transaction(
             source = Source(path, rejects.add, progress, READ_CHUNK, digest)
             if kind != "api_events":
                 loaded, _ = _copy_lines(
-                    cur, f"raw.{kind}", _parse(kind, fmt, source, rejects.add, batch, caller)
+                    cur, f"raw.{kind}", parsers.parse(kind, fmt, source, rejects.add, batch, caller)
                 )
             else:
                 loaded, duplicates = _load_events(
@@ -476,7 +457,7 @@ def _load_events(
     """(rows loaded, duplicates): optimistic direct COPY, merge through a temp table on conflict."""
     try:
         with pg.transaction():  # savepoint: a duplicate event_id undoes only this attempt
-            parsed = _parse("api_events", fmt, source, rejects.add, batch, caller)
+            parsed = parsers.parse("api_events", fmt, source, rejects.add, batch, caller)
             return _copy_lines(cur, "raw.api_events", parsed, dedupe=True)
     except psycopg.errors.UniqueViolation:
         # Reloading the same file always lands here: finish its checksum before merging.
@@ -491,7 +472,9 @@ def _load_events(
     # The progress bar already covered this file once.
     again = Source(source.path, rejects.add, None, READ_CHUNK)
     staged, _ = _copy_lines(
-        cur, "onramp_stage_events", _parse("api_events", fmt, again, rejects.add, batch, caller)
+        cur,
+        "onramp_stage_events",
+        parsers.parse("api_events", fmt, again, rejects.add, batch, caller),
     )
     cur.execute(
         f"insert into raw.api_events ({columns}) select {columns} from onramp_stage_events"
@@ -552,7 +535,7 @@ def load_paths(
     for path in paths:
         _check_path(path)
     try:
-        parsers.validate_caller(caller)
+        validate_caller(caller)
     except ValueError as exc:
         raise LoadError(str(exc)) from exc
     formats = [_resolve_format(kind, path, fmt) for path in paths]

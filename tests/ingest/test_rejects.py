@@ -8,8 +8,8 @@ import gzip
 import pytest
 
 from ingest import loader, sources
+from ingest.copy_encoding import REJECT_REASONS
 from ingest.loader import load_paths
-from ingest.parsers import REJECT_REASONS
 from tests.ingest.conftest import events, rejects, rows
 
 HEADER = (

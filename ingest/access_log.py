@@ -1,0 +1,181 @@
+"""Apache / NGINX combined access logs: one event per request line."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from ingest.copy_encoding import Reject, fromiso
+from ingest.event_rows import EVENT_COPY_COLUMNS, event_line
+from ingest.sources import RejectFn, Source
+
+COMBINED = re.compile(
+    r'(?P<ip>\S+) (?P<ident>\S+) (?P<user>\S+|"[^"]*") \[(?P<time>[^\]]+)\] '
+    r'"(?P<request>(?:[^"\\]|\\.)*)" (?P<status>\S+) (?P<bytes>\S+)'
+    r'(?: "(?P<referer>(?:[^"\\]|\\.)*)" "(?P<agent>(?:[^"\\]|\\.)*)")?(?P<rest>.*)\Z'
+)
+_MONTHS = {
+    m: i + 1
+    for i, m in enumerate(
+        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+    )
+}
+_CLF_TIME = re.compile(
+    r"(\d\d)/(\w{3})/(\d{4}):(\d\d):(\d\d):(\d\d)(?:\.(\d{1,6}))? ([+-])(\d\d)(\d\d)\Z"
+)
+_REST_KV = re.compile(r'([A-Za-z_][\w.-]*)[=:]\s*("(?:[^"\\]|\\.)*"|\S+)')
+_REST_NUMBER = re.compile(r"\s*(\d+(?:\.\d+)?)\s*\Z")
+_LATENCY_KEYS = ("request_time", "rt", "upstream_response_time", "urt", "duration")
+
+
+def _clf_time(text: str) -> str:
+    """`10/Oct/2000:13:55:36 -0700` -> ISO 8601 with offset."""
+    match = _CLF_TIME.match(text)
+    if not match or match.group(2) not in _MONTHS:
+        raise Reject("unparsable timestamp")
+    day, mon, year, hh, mm, ss, frac, sign, oh, om = match.groups()
+    iso = f"{year}-{_MONTHS[mon]:02d}-{day}T{hh}:{mm}:{ss}"
+    if frac:
+        iso += f".{frac}"
+    iso += f"{sign}{oh}:{om}"
+    try:
+        fromiso(iso)
+    except ValueError:
+        raise Reject("unparsable timestamp") from None
+    return iso
+
+
+def _unquote(value: str) -> str:
+    if len(value) >= 2 and value[0] == '"' and value[-1] == '"':
+        return value[1:-1].replace('\\"', '"')
+    return value
+
+
+def _norm_key(name: str) -> str:
+    key = name.strip().lower().replace("-", "_")
+    return key[5:] if key.startswith("http_") else key
+
+
+def validate_caller(caller: str | None) -> str | None:
+    """Check a --caller rule early so a typo is one clear error, not a file of rejects."""
+    if caller in (None, "", "auto"):
+        return None
+    if caller in ("remote-user", "ip"):
+        return caller
+    for prefix in ("query:", "header:"):
+        if caller.startswith(prefix) and caller[len(prefix) :].strip():
+            return caller
+    raise ValueError(
+        f"unknown --caller {caller!r}: use remote-user, ip, query:PARAM or header:NAME"
+    )
+
+
+def parse_combined_events(
+    source: Source, reject: RejectFn, batch: str, caller: str | None = None
+) -> Iterator[str]:
+    """Access-log lines -> events. The caller rule picks developer_id (see DESIGN.md)."""
+    caller = validate_caller(caller)
+    yield EVENT_COPY_COLUMNS
+    window_ts: str | None = None
+    seen: dict[str, int] = {}
+    for lineno, line in source.lines():
+        if not line.strip():
+            continue
+        match = COMBINED.match(line)
+        if match is None:
+            reject(lineno, "unparsable log line", line)
+            continue
+        try:
+            ts = _clf_time(match.group("time"))
+            request = match.group("request")
+            pieces = request.split(" ")
+            if len(pieces) == 3 and pieces[2].startswith("HTTP/"):
+                method, path = pieces[0], pieces[1]
+            elif len(pieces) == 2 and pieces[0].isalpha():
+                method, path = pieces[0], pieces[1]
+            else:
+                raise Reject("unparsable log line")
+            query = parse_qs(urlsplit(path).query) if "?" in path else {}
+            user = _unquote(match.group("user"))
+            user = None if user in ("-", "") else user
+            ip = match.group("ip")
+            agent = match.group("agent")
+            referer = match.group("referer")
+            rest = match.group("rest") or ""
+            kv = {_norm_key(k): _unquote(v) for k, v in _REST_KV.findall(rest)} if rest else {}
+            developer = _caller(caller, user, ip, query, kv, agent, referer)
+            latency = None
+            for key in _LATENCY_KEYS:
+                if key in kv:
+                    latency = kv[key]
+                    break
+            else:
+                bare = _REST_NUMBER.match(rest) if rest else None
+                if bare:
+                    latency = bare.group(1)
+            if latency not in (None, "", "-"):
+                try:
+                    latency = float(str(latency).split(",")[0]) * 1000.0
+                except ValueError:
+                    raise Reject("bad latency_ms") from None
+            else:
+                latency = None
+            size = match.group("bytes")
+            api_key = query.get("api_key", [None])[0]
+            values = [
+                None,
+                ts,
+                developer,
+                None,
+                method,
+                path,
+                match.group("status"),
+                latency,
+                None,
+                None if size == "-" else size,  # %b is the response size
+                kv.get("environment") or kv.get("env"),
+                api_key,
+                None if agent in (None, "-") else agent,
+                ip,
+            ]
+            extras: dict[str, Any] = {}
+            if referer and referer != "-":
+                extras["referer"] = referer
+            if rest.strip():
+                extras["log_rest"] = rest.strip()
+            if ts != window_ts:  # identical lines only count within one timestamp
+                window_ts = ts
+                seen.clear()
+            key = line
+            seen[key] = occurrence = seen.get(key, 0) + 1
+            yield event_line(values, extras or None, True, batch, occurrence)
+        except Reject as exc:
+            reject(lineno, exc.reason, line)
+
+
+def _caller(
+    rule: str | None,
+    user: str | None,
+    ip: str,
+    query: dict[str, list[str]],
+    kv: dict[str, str],
+    agent: str | None,
+    referer: str | None,
+) -> str | None:
+    if rule is None:
+        return user or (query.get("api_key") or [None])[0] or (ip if ip != "-" else None)
+    if rule == "remote-user":
+        return user
+    if rule == "ip":
+        return ip if ip != "-" else None
+    if rule.startswith("query:"):
+        return (query.get(rule[6:]) or [None])[0] or None
+    name = _norm_key(rule[7:])
+    if name == "user_agent":
+        return None if agent in (None, "-") else agent
+    if name in ("referer", "referrer"):
+        return None if referer in (None, "-") else referer
+    value = kv.get(name)
+    return None if value in (None, "-", "") else value

@@ -1,0 +1,202 @@
+"""Moesif event exports: JSON lines or one (possibly minified) JSON array, streamed."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from ingest.copy_encoding import Reject, parse_timestamp
+from ingest.event_rows import EVENT_COPY_COLUMNS, event_line
+from ingest.jsonl_format import json_objects
+from ingest.sources import RejectFn, Source
+
+MAX_JSON_ELEMENT_CHARS = 64 << 20
+_decoder = json.JSONDecoder()
+_WS = " \t\r\n"
+
+
+def moesif_objects(source: Source, reject: RejectFn) -> Iterator[tuple[int, Any, str, bool]]:
+    """Moesif events from JSON lines or from one JSON array, streamed element by element.
+
+    The array is never read whole: `raw_decode` runs over a sliding text buffer. An element that
+    does not parse is rejected ("malformed JSON") and reading resumes at the next line.
+    """
+    head = source.head(4096).lstrip()
+    if not head.startswith(b"["):
+        for lineno, obj, line, escape in json_objects(source, reject):
+            yield lineno, obj, line, escape
+        return
+    chunks = source.text_chunks()
+    buf = ""
+    pos = 0
+    lineno = 1  # line number at buf[pos]
+    eof = False
+    started = False
+
+    def more() -> bool:
+        nonlocal buf, pos, eof
+        nxt = next(chunks, None)
+        if nxt is None:
+            eof = True
+            return False
+        buf = buf[pos:] + nxt
+        pos = 0
+        return True
+
+    def skip(chars: str) -> None:
+        nonlocal pos, lineno
+        while True:
+            while pos < len(buf) and buf[pos] in chars:
+                if buf[pos] == "\n":
+                    lineno += 1
+                pos += 1
+            if pos < len(buf) or eof or not more():
+                return
+
+    while True:
+        skip(_WS)
+        if not started:
+            if pos < len(buf) and buf[pos] == "[":
+                pos += 1
+                started = True
+                continue
+        skip(_WS + ",")
+        if pos >= len(buf):
+            if source.broken:
+                reject(lineno, source.broken, "")
+            else:
+                reject(lineno, "malformed JSON", "(JSON array not closed)")
+            return
+        if buf[pos] == "]":
+            return
+        try:
+            obj, end = _decoder.raw_decode(buf, pos)
+        except json.JSONDecodeError as exc:
+            need_more = not eof and (
+                exc.pos >= len(buf) - 1
+                or ("Unterminated string" in exc.msg and "\n" not in buf[exc.pos :])
+                or len(buf) - pos < 4096
+            )
+            if need_more and len(buf) - pos < MAX_JSON_ELEMENT_CHARS and more():
+                continue
+            if eof and source.broken:
+                reject(lineno, source.broken, buf[pos:][:65536])
+                return
+            # Reject up to the end of the line and resume after it.
+            nl = buf.find("\n", pos)
+            stop = len(buf) if nl < 0 else nl
+            reject(lineno, "malformed JSON", buf[pos:stop].rstrip().removesuffix(",")[:65536])
+            pos = stop
+            continue
+        text = buf[pos:end]
+        yield lineno, obj, text, True
+        lineno += text.count("\n")
+        pos = end
+        if pos > len(buf) // 2 and not eof:
+            buf = buf[pos:]
+            pos = 0
+        if len(buf) - pos < 65536 and not eof:
+            more()
+
+
+def _ms_between(start: datetime, end: datetime) -> float:
+    if (start.tzinfo is None) != (end.tzinfo is None):
+        start = start.replace(tzinfo=start.tzinfo or UTC)
+        end = end.replace(tzinfo=end.tzinfo or UTC)
+    return (end - start).total_seconds() * 1000.0
+
+
+def _header(headers: Any, name: str) -> Any:
+    if not isinstance(headers, dict):
+        return None
+    lowered = name.lower()
+    for key, value in headers.items():
+        if key.lower() == lowered:
+            return value
+    return None
+
+
+_MOESIF_KNOWN = frozenset(
+    {
+        "request",
+        "response",
+        "user_id",
+        "company_id",
+        "session_token",
+        "metadata",
+        "event_id",
+        "transaction_id",
+        "id",
+    }
+)
+
+
+def moesif_values(obj: dict[str, Any]) -> tuple[list[Any], dict[str, Any] | None]:
+    """Map one Moesif event to EVENT_COLUMNS values plus extras (metadata and unknown keys)."""
+    request = obj.get("request")
+    response = obj.get("response")
+    if not isinstance(request, dict) or not isinstance(response, dict):
+        raise Reject("malformed JSON")
+    started = request.get("time")
+    if not started:
+        raise Reject("missing occurred_at")
+    _, start_dt = parse_timestamp(started)
+    latency = None
+    if response.get("time"):
+        _, end_dt = parse_timestamp(response["time"])
+        latency = _ms_between(start_dt, end_dt)
+        if latency < 0:
+            raise Reject("bad latency_ms")
+    uri = request.get("uri")
+    path = uri
+    if type(uri) is str and "://" in uri:
+        parts = urlsplit(uri)
+        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    metadata = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else None
+    environment = None
+    if metadata:
+        environment = metadata.get("environment") or metadata.get("env")
+    extras: dict[str, Any] = {}
+    if metadata:
+        extras["metadata"] = metadata
+    for key, value in obj.items():
+        if key not in _MOESIF_KNOWN:
+            extras[key] = value
+    for key in ("api_version", "transfer_encoding"):
+        if request.get(key) is not None:
+            extras[f"request.{key}"] = request[key]
+    status = response.get("status")
+    values = [
+        obj.get("event_id") or obj.get("transaction_id") or obj.get("id"),
+        started,
+        obj.get("user_id"),
+        obj.get("company_id"),
+        request.get("verb"),
+        path,
+        status if type(status) is not float else int(status),
+        latency,
+        _header(request.get("headers"), "Content-Length"),
+        _header(response.get("headers"), "Content-Length"),
+        environment,
+        obj.get("session_token"),
+        _header(request.get("headers"), "User-Agent"),
+        request.get("ip_address"),
+    ]
+    return values, extras or None
+
+
+def parse_moesif_events(
+    source: Source, reject: RejectFn, batch: str, caller: str | None = None
+) -> Iterator[str]:
+    yield EVENT_COPY_COLUMNS
+    for lineno, obj, text, _escape in moesif_objects(source, reject):
+        try:
+            if type(obj) is not dict:
+                raise Reject("not a JSON object")
+            values, extras = moesif_values(obj)
+            yield event_line(values, extras, True, batch)
+        except Reject as exc:
+            reject(lineno, exc.reason, text)

@@ -75,7 +75,7 @@ def validate_caller(caller: str | None) -> str | None:
 def parse_combined_events(
     source: Source, reject: RejectFn, batch: str, caller: str | None = None
 ) -> Iterator[str]:
-    """Access-log lines -> events. The caller rule picks developer_id (see DESIGN.md)."""
+    """Access-log lines -> events. The caller rule picks developer_id (see docs/raw-formats.md)."""
     caller = validate_caller(caller)
     yield EVENT_COPY_COLUMNS
     window_ts: str | None = None

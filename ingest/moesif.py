@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -85,11 +86,26 @@ def moesif_objects(source: Source, reject: RejectFn) -> Iterator[tuple[int, Any,
             if eof and source.broken:
                 reject(lineno, source.broken, buf[pos:][:65536])
                 return
-            # Reject up to the end of the line and resume after it.
-            nl = buf.find("\n", pos)
-            stop = len(buf) if nl < 0 else nl
-            reject(lineno, "malformed JSON", buf[pos:stop].rstrip().removesuffix(",")[:65536])
-            pos = stop
+            # Resynchronise at the next element: one bad element is one reject, also in a
+            # minified array without a single newline.
+            cut = _next_element(buf, pos)
+            while cut < 0 and not eof and len(buf) - pos < MAX_JSON_ELEMENT_CHARS:
+                if not more():
+                    break
+                cut = _next_element(buf, pos)
+            if cut < 0:  # the broken element runs to the end of what can be read
+                rest = buf[pos:].rstrip()
+                closed = rest.endswith("]")
+                bad = rest.removesuffix("]").rstrip().removesuffix(",") if closed else rest
+                reject(lineno, "malformed JSON", bad[:65536])
+                if closed or eof:
+                    return
+                lineno += buf.count("\n", pos)
+                pos = len(buf)
+                continue
+            reject(lineno, "malformed JSON", buf[pos:cut].rstrip()[:65536])
+            lineno += buf.count("\n", pos, cut)
+            pos = cut
             continue
         text = buf[pos:end]
         yield lineno, obj, text, True
@@ -100,6 +116,29 @@ def moesif_objects(source: Source, reject: RejectFn) -> Iterator[tuple[int, Any,
             pos = 0
         if len(buf) - pos < 65536 and not eof:
             more()
+
+
+# Where a new array element may start: a comma, blanks, an opening brace.
+_ELEMENT_START = re.compile(r",\s*(?=\{)")
+_SEPARATOR = re.compile(r"\s*[,\]]")
+RESYNC_WINDOW = 4 << 20  # chars searched for the next element after a broken one
+
+
+def _next_element(buf: str, pos: int) -> int:
+    """Where the element after the broken one at `pos` starts (its comma), or -1 if not in `buf`.
+
+    A candidate counts only if a Moesif event parses there (an object with a `request`) and a
+    comma or the closing bracket follows it, so an object nested in the broken element (a
+    response body's list of objects) is not taken for the next element.
+    """
+    for match in _ELEMENT_START.finditer(buf, pos + 1, pos + RESYNC_WINDOW):
+        try:
+            obj, end = _decoder.raw_decode(buf, match.end())
+        except json.JSONDecodeError:
+            continue
+        if type(obj) is dict and "request" in obj and _SEPARATOR.match(buf, end):
+            return match.start()
+    return -1
 
 
 def _ms_between(start: datetime, end: datetime) -> float:

@@ -1,0 +1,73 @@
+"""Odd input found on real files: nothing lost, nothing counted twice (one test per finding)."""
+
+from __future__ import annotations
+
+import json
+
+from ingest.loader import load_paths
+from tests.ingest.conftest import events, rejects
+
+
+def _log_line(uid: str, second: int, path: str = "/v1/me") -> str:
+    return (
+        f'192.0.2.7 - {uid}_dev [20/Nov/2026:10:00:{second:02d} +0000] "GET {path} HTTP/1.1" '
+        '200 12 "-" "curl/8"\n'
+    )
+
+
+def test_identical_access_log_lines_apart_are_distinct_calls(raw_engine, write, uid):
+    # Real logs are not in time order: the same request twice in one second, another between.
+    a = _log_line(uid, 1)
+    b = _log_line(uid, 2, "/v1/other")
+    first = write("access.log", a + b + a)
+    [result] = load_paths(raw_engine, "api-events", [first])
+    assert (result.rows_loaded, result.rows_rejected, result.rows_duplicate) == (3, 0, 0)
+    assert len(events(raw_engine, uid)) == 3
+
+    # The same file again, and a grown copy under another name, add only what is new.
+    [again] = load_paths(raw_engine, "api-events", [first])
+    assert again.skipped and again.rows_loaded == 0
+    grown = write("access-grown.log", a + b + a + b + _log_line(uid, 3))
+    [more] = load_paths(raw_engine, "api-events", [grown])
+    assert more.rows_loaded == 2  # the second b (a distinct call) and the new line
+    assert len(events(raw_engine, uid)) == 5
+
+
+def _moesif_item(uid: str, i: int) -> dict:
+    stamp = f"2026-11-20T{i // 3600:02d}:{i // 60 % 60:02d}:{i % 60:02d}Z"
+    return {
+        "request": {"time": stamp, "uri": f"https://api.example/v1/a/{i}", "verb": "GET"},
+        "response": {"time": stamp, "status": 200, "body": {"items": [{"id": 1}, {"id": 2}]}},
+        "user_id": f"{uid}_dev",
+        "transaction_id": f"{uid}-{i}",
+    }
+
+
+def test_one_bad_element_in_a_minified_moesif_array_is_one_reject(raw_engine, write, uid):
+    items = [json.dumps(_moesif_item(uid, i), separators=(",", ":")) for i in range(3000)]
+    broken = items[100].replace('"verb":"GET"', '"verb":GET')  # not JSON
+    items[100] = broken
+    path = write("moesif.json", "[" + ",".join(items) + "]")  # no newline anywhere
+    [result] = load_paths(raw_engine, "api-events", [path])
+    assert (result.rows_loaded, result.rows_rejected) == (2999, 1)
+    assert rejects(raw_engine, result.batch_id) == [(1, "malformed JSON", broken)]
+    assert len(events(raw_engine, uid)) == 2999
+
+
+def test_a_truncated_element_in_a_minified_array_loses_only_itself(raw_engine, write, uid):
+    items = [json.dumps(_moesif_item(uid, i), separators=(",", ":")) for i in range(500)]
+    items[7] = items[7][:40]  # cut mid-string: the next element starts right after
+    path = write("moesif.json", "[" + ",".join(items) + "]")
+    [result] = load_paths(raw_engine, "api-events", [path])
+    assert (result.rows_loaded, result.rows_rejected) == (499, 1)
+    [(_, reason, text)] = rejects(raw_engine, result.batch_id)
+    assert (reason, text) == ("malformed JSON", items[7])
+
+
+def test_a_broken_last_element_closes_the_array(raw_engine, write, uid):
+    items = [json.dumps(_moesif_item(uid, i), separators=(",", ":")) for i in range(50)]
+    items[-1] = items[-1].replace('"verb":"GET"', '"verb":GET')
+    path = write("moesif.json", "[" + ",".join(items) + "]\n")
+    [result] = load_paths(raw_engine, "api-events", [path])
+    assert (result.rows_loaded, result.rows_rejected) == (49, 1)
+    assert rejects(raw_engine, result.batch_id) == [(1, "malformed JSON", items[-1])]

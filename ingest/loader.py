@@ -62,7 +62,16 @@ MAX_REJECT_TEXT = 1 << 20
 
 
 class LoadError(OnrampError):
-    """A file cannot be loaded at all (missing, unknown format, wrong header)."""
+    """A load cannot start (unknown kind, format or caller rule, a path that is not a file)."""
+
+
+class FileFailed(LoadError):
+    """One file could not be loaded at all (unreadable, empty, no known format, wrong header,
+    refused by the server). It is recorded as a failed batch with its reason; `result` says so."""
+
+    def __init__(self, result: BatchResult) -> None:
+        super().__init__(result.error or "failed")
+        self.result = result
 
 
 @dataclass(frozen=True)
@@ -79,6 +88,12 @@ class BatchResult:
     seconds: float
     batch_id: int | None = None
     checksum: str = ""
+    error: str | None = None  # why the file failed as a whole (status 'failed'); else None
+    notes: tuple[str, ...] = ()  # limits hit, lines held back: one line each for the summary
+
+    @property
+    def failed(self) -> bool:
+        return self.error is not None
 
 
 def normalise_kind(kind: str) -> str:
@@ -106,7 +121,10 @@ def detect_format(kind: str, path: Path) -> str:
         return "combined"
     if kind != "api_events" and ext in (".jsonl", ".ndjson", ".json"):
         return "jsonl"
-    sniffed = _sniff(kind, Source(path).head())
+    head = Source(path).head()
+    if not head.strip():
+        raise LoadError(f"{path} is empty")
+    sniffed = _sniff(kind, head)
     if sniffed is None:
         raise LoadError(
             f"cannot tell the format of {path}: pass --format " + "|".join(FORMATS[kind])
@@ -359,11 +377,14 @@ def load_file(
                 skip.checksum,
             )
         except psycopg.Error as exc:
-            _record_failure(pg, kind, path, fmt, started)
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise LoadError(f"loading {path} failed, nothing of it was kept: {first}") from exc
+            reason = f"the server refused it, nothing of it was kept: {first}"
+            raise FileFailed(_record_failure(engine, kind, path, fmt, started, reason)) from exc
         except MissingColumns as exc:
-            raise LoadError(str(exc)) from exc
+            raise FileFailed(_record_failure(engine, kind, path, fmt, started, str(exc))) from exc
+        except OSError as exc:
+            reason = f"cannot read it: {exc.strerror or exc}"
+            raise FileFailed(_record_failure(engine, kind, path, fmt, started, reason)) from exc
         finally:
             pg.autocommit = saved_autocommit
     finally:
@@ -485,20 +506,40 @@ def _load_events(
 
 
 def _record_failure(
-    pg: psycopg.Connection, kind: str, path: Path, fmt: str, started: float
-) -> None:
-    """Leave a trace of a load that failed (its rows are gone with the rolled-back transaction)."""
+    engine: sa.Engine, kind: str, path: Path, fmt: str, started: float, reason: str
+) -> BatchResult:
+    """Record a file that failed as a whole (its rows, if any, went with the rolled-back
+    transaction) as a failed batch with its reason, and say so in one log line."""
+    seconds = time.perf_counter() - started
+    batch_id = None
     try:
         checksum = file_checksum(path)
-        with pg.transaction(), pg.cursor() as cur:
-            cur.execute(
-                "insert into raw.load_batches"
-                " (kind, path, checksum, format, status, finished_at, seconds)"
-                " values (%s, %s, %s, %s, 'failed', clock_timestamp(), %s)",
-                (kind, str(path.resolve()), checksum, fmt, time.perf_counter() - started),
-            )
-    except (psycopg.Error, OSError):
+    except OSError:
+        checksum = ""
+    try:
+        with engine.begin() as conn:
+            batch_id = conn.execute(
+                sa.text(
+                    "insert into raw.load_batches"
+                    " (kind, path, checksum, format, status, finished_at, seconds, error)"
+                    " values (:kind, :path, :checksum, :format, 'failed', clock_timestamp(),"
+                    " :seconds, :error) returning batch_id"
+                ),
+                {
+                    "kind": kind,
+                    "path": str(path.resolve()),
+                    "checksum": checksum,
+                    "format": fmt,
+                    "seconds": seconds,
+                    "error": reason,
+                },
+            ).scalar_one()
+    except sa.exc.SQLAlchemyError:
         log.warning("could not record the failed load of %s", path)
+    log.warning("%s not loaded: %s", path, reason)
+    return BatchResult(
+        str(path), kind, fmt, 0, 0, 0, False, seconds, batch_id, checksum, error=reason
+    )
 
 
 def _check_path(path: Path) -> None:
@@ -526,9 +567,11 @@ def load_paths(
     caller: str | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> list[BatchResult]:
-    """Load each file as its own batch. Every path and the format are checked before any load.
+    """Load each file as its own batch; the arguments and paths are checked before any load.
 
-    `progress(n)` receives the number of file bytes read since its last call.
+    A file that cannot be loaded at all (empty, unreadable, of no known format, a wrong header)
+    does not stop the others: it is recorded as a failed batch and its result carries the
+    reason (`error`). `progress(n)` receives the number of file bytes read since its last call.
     """
     kind = normalise_kind(kind)
     paths = [Path(p) for p in paths]
@@ -538,12 +581,33 @@ def load_paths(
         validate_caller(caller)
     except ValueError as exc:
         raise LoadError(str(exc)) from exc
-    formats = [_resolve_format(kind, path, fmt) for path in paths]
+    fmt = (fmt or "auto").strip().lower()
+    if fmt != "auto":
+        _resolve_format(kind, paths[0] if paths else Path("."), fmt)  # an unknown format raises
     ensure_raw_schema(engine)  # cheap when it exists; callers need not remember it
-    return [
-        load_file(engine, kind, path, f, caller, progress)
-        for path, f in zip(paths, formats, strict=True)
-    ]
+    results = []
+    for path in paths:
+        started = time.perf_counter()
+        try:
+            file_fmt = _resolve_format(kind, path, fmt)
+        except (LoadError, OSError) as exc:
+            reason = str(exc) if isinstance(exc, LoadError) else f"cannot read it: {exc}"
+            results.append(_record_failure(engine, kind, path, "unknown", started, reason))
+            _finish_progress(path, progress)
+            continue
+        try:
+            results.append(load_file(engine, kind, path, file_fmt, caller, progress))
+        except FileFailed as exc:
+            results.append(exc.result)
+    return results
+
+
+def _finish_progress(path: Path, progress: Callable[[int], None] | None) -> None:
+    if progress is not None:
+        try:
+            progress(path.stat().st_size)
+        except OSError:
+            pass
 
 
 def load_manifest_dir(

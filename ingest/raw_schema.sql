@@ -14,7 +14,8 @@ create table if not exists raw.load_batches (
     rows_rejected bigint not null default 0,
     started_at timestamptz not null default now(),
     finished_at timestamptz,
-    seconds double precision
+    seconds double precision,
+    error text                         -- why a failed batch failed
 );
 
 create table if not exists raw.load_rejects (
@@ -115,6 +116,12 @@ begin
         where conname = 'load_rejects_pkey' and conrelid = 'raw.load_rejects'::regclass
     ) then
         alter table raw.load_rejects drop constraint load_rejects_pkey;
+    end if;
+    if not exists (
+        select 1 from information_schema.columns
+        where table_schema = 'raw' and table_name = 'load_batches' and column_name = 'error'
+    ) then
+        alter table raw.load_batches add column error text;
     end if;
     if not exists (
         select 1 from information_schema.columns

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 
+from click.testing import CliRunner
+
 from ingest.loader import load_paths
-from tests.ingest.conftest import events, rejects
+from onramp.cli import cli
+from tests.ingest.conftest import events, rejects, rows
 
 
 def _log_line(uid: str, second: int, path: str = "/v1/me") -> str:
@@ -71,3 +74,76 @@ def test_a_broken_last_element_closes_the_array(raw_engine, write, uid):
     [result] = load_paths(raw_engine, "api-events", [path])
     assert (result.rows_loaded, result.rows_rejected) == (49, 1)
     assert rejects(raw_engine, result.batch_id) == [(1, "malformed JSON", items[-1])]
+
+
+CSV_HEADER = "event_id,occurred_at,developer_id,status_code\n"
+
+
+def _events_csv(uid: str, tag: str, n: int) -> str:
+    rows = [f"{uid}-{tag}-{i},2026-11-20T10:00:0{i}Z,{uid}_dev,200\n" for i in range(n)]
+    return CSV_HEADER + "".join(rows)
+
+
+def _bad_files(write, uid):
+    return [
+        write("good.csv", _events_csv(uid, "a", 2)),
+        write("empty.jsonl", ""),
+        write("noise.dat", b"\x00\x01\x02 not a format anyone knows\n"),
+        write("no-caller.csv", "event_id,occurred_at\nx,2026-11-20T10:00:00Z\n"),
+        write("good2.csv", _events_csv(uid, "b", 3)),
+    ]
+
+
+def _batch(engine, path):
+    [found] = rows(
+        engine,
+        "select status, error from raw.load_batches where path = :p",
+        p=str(path.resolve()),
+    )
+    return found
+
+
+def test_one_bad_file_is_a_failed_batch_and_the_others_load(raw_engine, write, uid):
+    files = _bad_files(write, uid)
+    results = load_paths(raw_engine, "api-events", files)
+    assert [r.failed for r in results] == [False, True, True, True, False]
+    assert [r.rows_loaded for r in results] == [2, 0, 0, 0, 3]
+    assert len(events(raw_engine, uid)) == 5
+    assert _batch(raw_engine, files[1]) == {"status": "failed", "error": f"{files[1]} is empty"}
+    assert _batch(raw_engine, files[2])["error"].startswith(f"cannot tell the format of {files[2]}")
+    assert _batch(raw_engine, files[3]) == {
+        "status": "failed",
+        "error": f"{files[3]}: no developer_id column in the CSV header",
+    }
+
+
+def test_cli_loads_the_good_files_then_names_the_bad_ones(raw_engine, write, uid):
+    files = _bad_files(write, uid)
+    result = CliRunner().invoke(cli, ["load", "api-events", *map(str, files)])
+    assert result.exit_code == 1
+    assert len(events(raw_engine, uid)) == 5
+    table = result.stdout.splitlines()
+    assert table[3].split()[0] == str(files[1]) and table[3].split()[-1] == "failed"
+    [line] = result.stderr.splitlines()
+    assert line.startswith("error: 3 of 5 files could not be loaded")
+    assert f"{files[1]}: {files[1]} is empty" in line
+
+
+def test_landing_run_loads_the_good_files_next_to_a_bad_one(raw_engine, tmp_path, monkeypatch, uid):
+    import dagster as dg
+
+    from orchestration.defs.ingest import RAW_ASSETS, raw_asset_key
+    from orchestration.lib.resources import RESOURCE_KEY, OnrampResource
+
+    landing = tmp_path / "landing"
+    (landing / "api_events").mkdir(parents=True)
+    (landing / "api_events" / "good.csv").write_text(_events_csv(uid, "a", 2))
+    (landing / "api_events" / "empty.jsonl").write_text("")
+    monkeypatch.setenv("ONRAMP_LANDING_DIR", str(landing))
+    [asset] = [a for a in RAW_ASSETS if raw_asset_key("api_events") in a.keys]
+    result = dg.materialize([asset], resources={RESOURCE_KEY: OnrampResource()})
+    assert result.success
+    [event] = result.get_asset_materialization_events()
+    metadata = event.materialization.metadata
+    assert (metadata["files"].value, metadata["files_failed"].value) == (2, 1)
+    assert len(events(raw_engine, uid)) == 2

@@ -59,6 +59,9 @@ FORMATS = {
 READ_CHUNK = 64 << 10
 COPY_WRITE_CHARS = 64 << 10
 MAX_REJECT_TEXT = 1 << 20
+# A file changed less than this many seconds ago may still be being written (the landing sensor
+# waits as long): its unfinished end is held back until a later load finds it complete.
+SETTLE_SECONDS = 10.0
 
 
 class LoadError(OnrampError):
@@ -339,13 +342,20 @@ def load_file(
     fmt: str = "auto",
     caller: str | None = None,
     progress: Callable[[int], None] | None = None,
+    settle_seconds: float = SETTLE_SECONDS,
 ) -> BatchResult:
-    """Load one file in one transaction; see the module docstring for the guarantees."""
+    """Load one file in one transaction; see the module docstring for the guarantees.
+
+    A file changed less than `settle_seconds` ago may still be being written: a last line
+    without its line end (or a gzip stream that stops) is not loaded, the batch is `partial`
+    and a later load of the completed file adds the rest.
+    """
     kind = normalise_kind(kind)
     path = Path(path)
     _check_path(path)
     fmt = _resolve_format(kind, path, fmt)
     started = time.perf_counter()
+    writing = time.time() - path.stat().st_mtime < settle_seconds
     read = [0]  # file bytes reported to `progress`, so a skipped file still ends the bar
 
     def tally(size: int) -> None:
@@ -360,7 +370,7 @@ def load_file(
         saved_autocommit = pg.autocommit
         pg.autocommit = True
         try:
-            return _load_in_transaction(pg, kind, path, fmt, caller, tally, started)
+            return _load_in_transaction(pg, kind, path, fmt, caller, tally, started, writing)
         except _LoadedBefore as skip:
             log.info("skipping %s: loaded before as batch %s", path, skip.batch_id)
             tally(max(0, path.stat().st_size - read[0]))
@@ -399,6 +409,7 @@ def _load_in_transaction(
     caller: str | None,
     progress: Callable[[int], None] | None,
     started: float,
+    writing: bool = False,
 ) -> BatchResult:
     """The load; raises _LoadedBefore (rolling everything back) when the bytes were loaded before.
 
@@ -427,7 +438,7 @@ def _load_in_transaction(
         try:
             columns = _columns(kind)
             duplicates = 0
-            source = Source(path, rejects.add, progress, READ_CHUNK, digest)
+            source = Source(path, rejects.add, progress, READ_CHUNK, digest, writing)
             if kind != "api_events":
                 loaded, _ = _copy_lines(
                     cur, f"raw.{kind}", parsers.parse(kind, fmt, source, rejects.add, batch, caller)
@@ -439,13 +450,29 @@ def _load_in_transaction(
             checksum = digest.hexdigest()
             _check_not_loaded(cur, kind, checksum)
             rejects.copy_into(cur)
+            notes: list[str] = []
+            if source.held_back:
+                # Not 'loaded': the same bytes, once settled, must load again (with their end).
+                notes.append(
+                    "changed moments ago and its end is unfinished: the last"
+                    f" {source.held_back:,} bytes are held back until the file is complete"
+                )
+                log.info("%s: %s", path, notes[-1])
             seconds = time.perf_counter() - started
             cur.execute(
-                "update raw.load_batches set status = 'loaded', checksum = %s, rows_loaded = %s,"
+                "update raw.load_batches set status = %s, checksum = %s, rows_loaded = %s,"
                 " rows_duplicate = %s, rows_rejected = %s, finished_at = clock_timestamp(),"
                 " seconds = %s"
                 " where batch_id = %s",
-                (checksum, loaded, duplicates, rejects.count, seconds, batch_id),
+                (
+                    "partial" if source.held_back else "loaded",
+                    checksum,
+                    loaded,
+                    duplicates,
+                    rejects.count,
+                    seconds,
+                    batch_id,
+                ),
             )
             if rejects.count:
                 log.info("%s: %d rejects %s", path, rejects.count, rejects.reasons)
@@ -460,6 +487,7 @@ def _load_in_transaction(
                 seconds,
                 batch_id,
                 checksum,
+                notes=tuple(notes),
             )
         finally:
             rejects.close()
@@ -491,12 +519,13 @@ def _load_events(
     )
     cur.execute("truncate onramp_stage_events")
     # The progress bar already covered this file once.
-    again = Source(source.path, rejects.add, None, READ_CHUNK)
+    again = Source(source.path, rejects.add, None, READ_CHUNK, writing=source.writing)
     staged, _ = _copy_lines(
         cur,
         "onramp_stage_events",
         parsers.parse("api_events", fmt, again, rejects.add, batch, caller),
     )
+    source.held_back = again.held_back
     cur.execute(
         f"insert into raw.api_events ({columns}) select {columns} from onramp_stage_events"
         " on conflict (event_id) do nothing"
@@ -566,12 +595,15 @@ def load_paths(
     fmt: str = "auto",
     caller: str | None = None,
     progress: Callable[[int], None] | None = None,
+    settle_seconds: float = SETTLE_SECONDS,
 ) -> list[BatchResult]:
     """Load each file as its own batch; the arguments and paths are checked before any load.
 
     A file that cannot be loaded at all (empty, unreadable, of no known format, a wrong header)
     does not stop the others: it is recorded as a failed batch and its result carries the
-    reason (`error`). `progress(n)` receives the number of file bytes read since its last call.
+    reason (`error`). A file changed less than `settle_seconds` ago loads without its
+    unfinished end (see load_file). `progress(n)` receives the number of file bytes read since
+    its last call.
     """
     kind = normalise_kind(kind)
     paths = [Path(p) for p in paths]
@@ -596,7 +628,9 @@ def load_paths(
             _finish_progress(path, progress)
             continue
         try:
-            results.append(load_file(engine, kind, path, file_fmt, caller, progress))
+            results.append(
+                load_file(engine, kind, path, file_fmt, caller, progress, settle_seconds)
+            )
         except FileFailed as exc:
             results.append(exc.result)
     return results

@@ -66,7 +66,9 @@ def moesif_objects(source: Source, reject: RejectFn) -> Iterator[tuple[int, Any,
                 continue
         skip(_WS + ",")
         if pos >= len(buf):
-            if source.broken:
+            if source.writing:
+                source.held_back = max(1, len(buf) - pos)  # the array's end is still to come
+            elif source.broken:
                 reject(lineno, source.broken, "")
             else:
                 reject(lineno, "malformed JSON", "(JSON array not closed)")
@@ -83,6 +85,9 @@ def moesif_objects(source: Source, reject: RejectFn) -> Iterator[tuple[int, Any,
             )
             if need_more and len(buf) - pos < MAX_JSON_ELEMENT_CHARS and more():
                 continue
+            if eof and source.writing and not buf[pos:].rstrip().endswith("]"):
+                source.held_back = max(1, len(buf) - pos)  # an element still being written
+                return
             if eof and source.broken:
                 reject(lineno, source.broken, buf[pos:][:65536])
                 return

@@ -8,7 +8,7 @@ create table if not exists raw.load_batches (
     path text not null,
     checksum text not null,            -- sha256 of the file bytes
     format text not null,              -- jsonl | csv | moesif | combined
-    status text not null default 'loading',  -- loading | loaded | failed
+    status text not null default 'loading',  -- loading | loaded | partial (end held back) | failed
     rows_loaded bigint not null default 0,
     rows_duplicate bigint not null default 0,
     rows_rejected bigint not null default 0,

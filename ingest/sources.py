@@ -71,6 +71,7 @@ class Source:
         progress: ProgressFn | None = None,
         chunk_size: int | None = None,
         digest: FileDigest | None = None,
+        writing: bool = False,
     ) -> None:
         self.path = Path(path)
         self.digest = digest
@@ -81,6 +82,11 @@ class Source:
         # Set when a gzip stream ends early or is corrupt: the reason given to what is lost.
         self.broken: str | None = None
         self.lines_read = 0
+        # The file may still be being written (changed moments ago): an unfinished end (a last
+        # line without its line end, a gzip stream that stops) is held back, not loaded or
+        # rejected, and `held_back` says how many bytes; the complete file loads it later.
+        self.writing = writing
+        self.held_back = 0
 
     # -- bytes -----------------------------------------------------------------------------------
     def byte_chunks(self) -> Iterator[bytes]:
@@ -228,7 +234,9 @@ class Source:
         if oversize:
             lineno += 1
             carry = b""
-        if self.broken:
+        if self.writing and (carry or self.broken == "truncated gzip"):
+            self.held_back = max(len(carry), 1)
+        elif self.broken:
             self.reject(lineno, self.broken, carry.decode("utf-8", "replace"))
             lineno += 1
         elif carry:

@@ -26,6 +26,7 @@ REJECT_REASONS = (
     "line too long",
     "truncated gzip",
     "corrupt gzip",
+    "gzip over size limit",
     "missing developer_id",
     "missing occurred_at",
     "unparsable timestamp",

@@ -58,7 +58,12 @@ FORMATS = {
 # whole block, so the writer thread, and with it the server, waited (measured in bench/load.py).
 READ_CHUNK = 64 << 10
 COPY_WRITE_CHARS = 64 << 10
+# Per file: rejects stored (all are counted), raw text stored per reject, and raw text stored in
+# all; past the last one a reject keeps only a short preview. A file of garbage stays bounded.
+MAX_STORED_REJECTS = 100_000
 MAX_REJECT_TEXT = 1 << 20
+MAX_REJECT_TEXT_TOTAL = 64 << 20
+REJECT_PREVIEW = 200
 # A file changed less than this many seconds ago may still be being written (the landing sensor
 # waits as long): its unfinished end is held back until a later load finds it complete.
 SETTLE_SECONDS = 10.0
@@ -190,26 +195,48 @@ class RejectSpool:
     def __init__(self, batch_id: int) -> None:
         self.batch = str(batch_id)
         self.count = 0
+        self.stored = 0
+        self.text_chars = 0
         self.reasons: dict[str, int] = {}
         self._file = tempfile.SpooledTemporaryFile(max_size=8 << 20, mode="w+", encoding="utf-8")
 
     def add(self, lineno: int, reason: str, raw: str) -> None:
         self.count += 1
         self.reasons[reason] = self.reasons.get(reason, 0) + 1
-        text = raw[:MAX_REJECT_TEXT].replace("\x00", "\ufffd")
+        if self.stored >= MAX_STORED_REJECTS:
+            return
+        self.stored += 1
+        limit = MAX_REJECT_TEXT if self.text_chars < MAX_REJECT_TEXT_TOTAL else REJECT_PREVIEW
+        text = raw[:limit].replace("\x00", "\ufffd")
+        self.text_chars += len(text)
         text = text.encode("utf-8", "replace").decode("utf-8")  # lone surrogates
         esc = text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
         esc = esc.replace("\r", "\\r")
         self._file.write(f"{self.batch}\t{lineno}\t{reason}\t{esc}\n")
 
+    def notes(self) -> list[str]:
+        """One line per limit this file hit."""
+        out = []
+        if self.count > self.stored:
+            out.append(
+                f"{self.count:,} rejects: only the first {self.stored:,} are stored in"
+                " raw.load_rejects (all are counted)"
+            )
+        if self.text_chars > MAX_REJECT_TEXT_TOTAL:
+            out.append(
+                f"reject text passed {MAX_REJECT_TEXT_TOTAL:,} characters: later rejects keep"
+                f" only their first {REJECT_PREVIEW} characters"
+            )
+        return out
+
     def reset(self) -> None:
-        self.count = 0
+        self.count = self.stored = self.text_chars = 0
         self.reasons.clear()
         self._file.seek(0)
         self._file.truncate()
 
     def copy_into(self, cur: psycopg.Cursor) -> None:
-        if not self.count:
+        if not self.stored:
             return
         self._file.seek(0)
         with cur.copy(
@@ -450,14 +477,15 @@ def _load_in_transaction(
             checksum = digest.hexdigest()
             _check_not_loaded(cur, kind, checksum)
             rejects.copy_into(cur)
-            notes: list[str] = []
+            notes = source.notes + rejects.notes()
             if source.held_back:
                 # Not 'loaded': the same bytes, once settled, must load again (with their end).
                 notes.append(
                     "changed moments ago and its end is unfinished: the last"
                     f" {source.held_back:,} bytes are held back until the file is complete"
                 )
-                log.info("%s: %s", path, notes[-1])
+            for note in notes:
+                log.warning("%s: %s", path, note)
             seconds = time.perf_counter() - started
             cur.execute(
                 "update raw.load_batches set status = %s, checksum = %s, rows_loaded = %s,"
@@ -525,7 +553,7 @@ def _load_events(
         "onramp_stage_events",
         parsers.parse("api_events", fmt, again, rejects.add, batch, caller),
     )
-    source.held_back = again.held_back
+    source.held_back, source.notes = again.held_back, again.notes
     cur.execute(
         f"insert into raw.api_events ({columns}) select {columns} from onramp_stage_events"
         " on conflict (event_id) do nothing"

@@ -8,6 +8,7 @@ import time
 
 from click.testing import CliRunner
 
+from ingest import loader, sources
 from ingest.loader import load_paths
 from onramp.cli import cli
 from tests.ingest.conftest import events, rejects, rows
@@ -208,3 +209,34 @@ def test_a_moesif_array_being_written_loads_its_complete_elements(raw_engine, wr
     path.write_text(text)
     [done] = load_paths(raw_engine, "api-events", [_fresh(path)])
     assert (done.rows_loaded, done.rows_rejected, done.notes) == (1, 0, ())
+
+
+def test_gzip_output_is_capped_with_a_clear_line(raw_engine, write, uid, monkeypatch):
+    monkeypatch.setattr(sources, "GZIP_MIN_LIMIT", 100_000)
+    monkeypatch.setattr(sources, "MAX_GZIP_RATIO", 10)
+    text = _events_csv(uid, "g", 0) + "".join(
+        f"{uid}-g-{i},2026-11-20T10:00:00Z,{uid}_dev,200\n" for i in range(20_000)
+    )
+    path = write("events.csv.gz", text, gz=True)
+    assert len(text) > 10 * path.stat().st_size + 100_000  # compresses far better than logs
+    [result] = load_paths(raw_engine, "api-events", [path])
+    assert 0 < result.rows_loaded < 20_000
+    assert rejects(raw_engine, result.batch_id)[-1][1] == "gzip over size limit"
+    limit = max(100_000, 10 * path.stat().st_size)
+    assert f"gzip output passed {limit:,} bytes: the rest of the file is not read" in result.notes
+
+
+def test_rejects_and_their_text_are_capped_per_file(raw_engine, write, uid, monkeypatch):
+    monkeypatch.setattr(loader, "MAX_STORED_REJECTS", 5)
+    monkeypatch.setattr(loader, "MAX_REJECT_TEXT_TOTAL", 50)
+    monkeypatch.setattr(loader, "REJECT_PREVIEW", 10)
+    bad = [f"garbage line number {i:02d} of thirty\n" for i in range(20)]
+    path = write("events.csv", _events_csv(uid, "r", 1) + "".join(bad))
+    [result] = load_paths(raw_engine, "api-events", [path])
+    assert (result.rows_loaded, result.rows_rejected) == (1, 20)  # every reject is counted
+    stored = [text for _, _, text in rejects(raw_engine, result.batch_id)]
+    assert stored == [line.rstrip("\n") for line in bad[:2]] + [b[:10] for b in bad[2:5]]
+    assert result.notes == (
+        "20 rejects: only the first 5 are stored in raw.load_rejects (all are counted)",
+        "reject text passed 50 characters: later rejects keep only their first 10 characters",
+    )

@@ -39,6 +39,7 @@ from ingest import parsers
 from ingest.access_log import COMBINED, validate_caller
 from ingest.copy_encoding import COPY_OPTIONS
 from ingest.csv_format import MissingColumns
+from ingest.paths import inside
 from ingest.schema import ensure_raw_schema
 from ingest.sources import FileDigest, Source
 from onramp.errors import OnrampError
@@ -689,6 +690,8 @@ def load_manifest_dir(
     planned = []
     for entry in entries:
         kind = normalise_kind(str(entry["kind"]))
+        if not inside(directory, directory / entry["path"]):
+            raise LoadError(f"{manifest_path} lists {entry['path']!r}, which is outside its folder")
         planned.append((order[kind], kind, entry))
     planned.sort(key=lambda item: item[0])  # stable: file order kept within a kind
     results: list[BatchResult] = []

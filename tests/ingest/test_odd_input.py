@@ -6,6 +6,7 @@ import json
 import os
 import time
 
+import pytest
 from click.testing import CliRunner
 
 from ingest import loader, sources
@@ -240,3 +241,33 @@ def test_rejects_and_their_text_are_capped_per_file(raw_engine, write, uid, monk
         "20 rejects: only the first 5 are stored in raw.load_rejects (all are counted)",
         "reject text passed 50 characters: later rejects keep only their first 10 characters",
     )
+
+
+def test_landing_paths_stay_inside_the_landing_folder(tmp_path):
+    from orchestration.defs.ingest.landing import landing_files
+
+    secret = tmp_path / "outside" / "developers.csv"
+    secret.parent.mkdir()
+    secret.write_text("developer_id,email\nx,someone@example.com\n")
+    root = tmp_path / "landing"
+    (root / "sample").mkdir(parents=True)
+    (root / "sample" / "manifest.json").write_text(
+        json.dumps({"files": [{"path": "../../outside/developers.csv", "kind": "developers"}]})
+    )
+    (root / "developers-linked.csv").symlink_to(secret)
+    (root / "developers-real.csv").write_text("developer_id\nd1\n")
+    found = [f.path for f in landing_files(root)]
+    assert found == [(root / "developers-real.csv").resolve()]
+
+
+def test_a_manifest_cannot_name_a_file_outside_its_folder(raw_engine, tmp_path):
+    from ingest.loader import LoadError, load_manifest_dir
+
+    (tmp_path / "outside.csv").write_text("developer_id\nd1\n")
+    folder = tmp_path / "set"
+    folder.mkdir()
+    (folder / "manifest.json").write_text(
+        json.dumps({"files": [{"path": "../outside.csv", "kind": "developers"}]})
+    )
+    with pytest.raises(LoadError, match="which is outside its folder"):
+        load_manifest_dir(raw_engine, folder)

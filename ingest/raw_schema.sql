@@ -57,6 +57,7 @@ create table if not exists raw.developers (
     monthly_quota bigint,
     timezone text,
     marketing_opt_in boolean,
+    updated_at timestamptz,            -- when the source changed the row, if the file says
     extras jsonb,
     batch_id bigint not null,
     line_number bigint not null
@@ -116,6 +117,12 @@ begin
         where conname = 'load_rejects_pkey' and conrelid = 'raw.load_rejects'::regclass
     ) then
         alter table raw.load_rejects drop constraint load_rejects_pkey;
+    end if;
+    if not exists (
+        select 1 from information_schema.columns
+        where table_schema = 'raw' and table_name = 'developers' and column_name = 'updated_at'
+    ) then
+        alter table raw.developers add column updated_at timestamptz;
     end if;
     if not exists (
         select 1 from information_schema.columns

@@ -76,6 +76,8 @@ TABLE_SPECS: dict[str, TableSpec] = {
         ("monthly_quota", lambda v: non_negative_int(v, "bad monthly_quota")),
         ("timezone", _optional_text),
         ("marketing_opt_in", lambda v: boolean(v, "bad marketing_opt_in")),
+        # when the source last changed the row: it, not load order, picks a developer's row
+        ("updated_at", _optional_ts),
     ),
     "incidents": (
         ("incident_id", _required("missing incident_id")),

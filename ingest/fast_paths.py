@@ -22,14 +22,14 @@ _MONTH_DAY = (
     r"(?:(?:0[1-9]|1[0-2])-(?:0[1-9]|1\d|2[0-8])"
     r"|(?:0[13-9]|1[0-2])-(?:29|30)|(?:0[13578]|1[02])-31)"
 )
-TS_STRICT = (
+_TS_STRICT = (
     rf"{_YEAR}-{_MONTH_DAY}[T ](?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d{{1,6}}+)?+"
     r"(?:Z|[+-](?:[01]\d|2[0-3])(?::?[0-5]\d)?+)?+"
 )
 _CSV_TEXT = r'[^,"\\\t\r\n\x00]'
 _CSV_FAST = {
     "event_id": rf"{_CSV_TEXT}++",
-    "occurred_at": TS_STRICT,
+    "occurred_at": _TS_STRICT,
     "developer_id": rf"{_CSV_TEXT}++",
     "method": r"[A-Z]{0,10}+",
     "status_code": r"[1-5]\d\d",
@@ -87,7 +87,7 @@ _SP = " *+"
 _JSON_VALUES = {
     "event_id": rf'"({_JSON_CHAR}++)"',  # an empty id is hashed: general path
     "developer_id": rf'"({_JSON_CHAR}++)"',
-    "occurred_at": rf'"({TS_STRICT})"',
+    "occurred_at": rf'"({_TS_STRICT})"',
     "method": r'(?:"([A-Z]{0,10}+)"|null)',
     "status_code": r"([1-5]\d\d)",
     "latency_ms": r"(?:((?:0|[1-9]\d{0,14}+)(?:\.\d{1,15}+)?+)|null)",

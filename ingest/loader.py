@@ -16,6 +16,9 @@ Why it is shaped like this:
   before its COPY (about +60%), and letting PostgreSQL parse the JSON (jsonb input is slower than
   the Python fast path, and it runs on the core the COPY already saturates).
 - Flat memory: files are read in 64 KB chunks, rejects spool to disk, nothing is queued.
+- Per file: a file that cannot be loaded at all is a failed batch with its reason and the
+  others still load; a file still being written loads without its unfinished end (a `partial`
+  batch); rejects, their text and gzip output are capped (docs/raw-formats.md).
 """
 
 from __future__ import annotations

@@ -98,8 +98,10 @@ def read_events(out: Path) -> list[dict]:
                 "file": "moesif",
             }
         )
+    seen_lines: Counter[str] = Counter()
     with open(out / "access.log", encoding="utf-8") as f:
         for line in f:
+            seen_lines[line] += 1  # identical log lines are distinct calls (docs/raw-formats.md)
             m = ACCESS.match(line.rstrip("\n"))
             assert m, line
             user = m["user"]
@@ -107,7 +109,7 @@ def read_events(out: Path) -> list[dict]:
                 user = re.search(r"[?&]api_key=([^&]+)", m["path"])[1]
             events.append(
                 {
-                    "key": hashlib.sha256(line.encode()).hexdigest(),
+                    "key": hashlib.sha256(f"{line}{seen_lines[line]}".encode()).hexdigest(),
                     "developer_id": user,
                     "at": datetime.strptime(m["time"], "%d/%b/%Y:%H:%M:%S %z"),
                     "path": m["path"],

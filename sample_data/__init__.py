@@ -27,7 +27,8 @@ Files written to out_dir:
   moesif_events.json (a Moesif JSON array; the canonical event id is in `transaction_id`) and
   access.log (Apache combined; remote user = developer_id, or "-" with an `api_key` query
   parameter holding it). Each event is in exactly one file, apart from deliberate duplicates
-  (identical record again, or a JSONL event repeated in the CSV with the same event_id).
+  (identical record again, except in access.log where an identical line is another call, or a
+  JSONL event repeated in the CSV with the same event_id).
 * manifest.json: as_of, seed, sizes, `files` (path, kind, format, caller, rows) in load order,
   `truth`, event counts and expected member counts per segment.
 * archetypes.csv (developer_id, archetype, expected_segments: space-separated, in the order of

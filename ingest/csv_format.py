@@ -127,12 +127,21 @@ def parse_csv_events(
         if len(fields) != width:
             reject(lineno, "wrong number of fields", raw)
             continue
-        values = [fields[i] if i >= 0 else None for i in index]
-        extras = {name: fields[i] for i, name in extra_index if fields[i] != ""} or None
+        values, extras = _pick(fields, index, extra_index)
         try:
             yield event_line(values, extras, escape, batch, perm=perm)
         except Reject as exc:
             reject(lineno, exc.reason, raw)
+
+
+def _pick(
+    fields: list[str], index: list[int], extra_index: list[tuple[int, str]]
+) -> tuple[list[str | None], dict[str, str] | None]:
+    """A record's values in column order (None where the file lacks the column) and its
+    non-empty unknown columns (extras)."""
+    values = [fields[i] if i >= 0 else None for i in index]
+    extras = {name: fields[i] for i, name in extra_index if fields[i] != ""} or None
+    return values, extras
 
 
 def parse_csv_table(kind: str, source: Source, reject: RejectFn, batch: str) -> Iterator[str]:
@@ -153,8 +162,7 @@ def parse_csv_table(kind: str, source: Source, reject: RejectFn, batch: str) -> 
         if len(fields) != width:
             reject(lineno, "wrong number of fields", raw)
             continue
-        values = [fields[i] if i >= 0 else None for i in index]
-        extras = {name: fields[i] for i, name in extra_index if fields[i] != ""} or None
+        values, extras = _pick(fields, index, extra_index)
         try:
             yield table_line(spec, values, extras, batch, lineno)
         except Reject as exc:

@@ -111,6 +111,8 @@ $$;
 -- Upgrades of warehouses created by an earlier version. Checked first, so the usual run takes
 -- no ALTER TABLE lock (this file runs before every load).
 do $$
+declare
+    wanted record;
 begin
     if exists (
         select 1 from pg_constraint
@@ -118,29 +120,27 @@ begin
     ) then
         alter table raw.load_rejects drop constraint load_rejects_pkey;
     end if;
-    if not exists (
-        select 1 from information_schema.columns
-        where table_schema = 'raw' and table_name = 'developers' and column_name = 'updated_at'
-    ) then
-        alter table raw.developers add column updated_at timestamptz;
-    end if;
-    if not exists (
-        select 1 from information_schema.columns
-        where table_schema = 'raw' and table_name = 'load_batches' and column_name = 'error'
-    ) then
-        alter table raw.load_batches add column error text;
-    end if;
-    if not exists (
-        select 1 from information_schema.columns
-        where table_schema = 'raw' and table_name = 'incidents' and column_name = 'extras'
-    ) then
-        alter table raw.incidents add column extras jsonb;
-    end if;
-    if not exists (
-        select 1 from information_schema.columns
-        where table_schema = 'raw' and table_name = 'endpoints' and column_name = 'extras'
-    ) then
-        alter table raw.endpoints add column extras jsonb;
-    end if;
+    -- columns added since: (table, column, type)
+    for wanted in
+        select * from (
+            values
+            ('incidents', 'extras', 'jsonb'),
+            ('endpoints', 'extras', 'jsonb'),
+            ('developers', 'updated_at', 'timestamptz'),
+            ('load_batches', 'error', 'text')
+        ) as added (table_name, column_name, data_type)
+    loop
+        if not exists (
+            select 1 from information_schema.columns as c
+            where
+                c.table_schema = 'raw'
+                and c.table_name = wanted.table_name
+                and c.column_name = wanted.column_name
+        ) then
+            -- no format(): the driver this file goes through reads its placeholders as its own
+            execute 'alter table raw.' || quote_ident(wanted.table_name)
+                || ' add column ' || quote_ident(wanted.column_name) || ' ' || wanted.data_type;
+        end if;
+    end loop;
 end
 $$;

@@ -32,18 +32,24 @@ def staged(raw_engine, tmp_path, monkeypatch):
     return build
 
 
+def _export(write, name: str, *lines: str):
+    """A developers export file with these rows."""
+    return write(f"developers-{name}.csv", HEADER + "".join(line + "\n" for line in lines))
+
+
 def test_source_timestamp_not_load_order_picks_the_row(raw_engine, write, uid, staged):
-    newer = write(
-        "developers-new.csv",
-        HEADER
-        + f"{uid}_a,a.new@example.com,false,2026-11-20T10:00:00Z\n"
-        + f"{uid}_b,b@example.com,false,\n",
+    newer = _export(
+        write,
+        "new",
+        f"{uid}_a,a.new@example.com,false,2026-11-20T10:00:00Z",
+        f"{uid}_b,b@example.com,false,",
     )
-    older = write(
-        "developers-old.csv",  # an older export, loaded after the newer one
-        HEADER
-        + f"{uid}_a,a.old@example.com,true,2026-10-01T10:00:00Z\n"
-        + f"{uid}_b,b@example.com,true,\n",
+    # an older export, loaded after the newer one
+    older = _export(
+        write,
+        "old",
+        f"{uid}_a,a.old@example.com,true,2026-10-01T10:00:00Z",
+        f"{uid}_b,b@example.com,true,",
     )
     results = load_paths(raw_engine, "developers", [newer, older])
     assert [r.rows_loaded for r in results] == [2, 2]
@@ -59,11 +65,8 @@ def test_source_timestamp_not_load_order_picks_the_row(raw_engine, write, uid, s
 
 
 def test_a_newer_opt_in_counts(raw_engine, write, uid, staged):
-    path = write(
-        "developers.csv",
-        HEADER
-        + f"{uid}_c,c@example.com,false,2026-11-01T10:00:00Z\n"
-        + f"{uid}_c,c@example.com,true,2026-11-02T10:00:00Z\n",
-    )
+    changes = ((1, "false"), (2, "true"))  # opted out on the 1st, back in on the 2nd
+    lines = (f"{uid}_c,c@example.com,{opt_in},2026-11-0{day}T10:00:00Z" for day, opt_in in changes)
+    path = _export(write, "one", *lines)
     load_paths(raw_engine, "developers", [path])
     assert staged(uid + "_")["c"]["marketing_opt_in"] is True

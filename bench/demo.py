@@ -137,7 +137,7 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the temporary homes")
     args = parser.parse_args()
 
-    from ingest.sample_data import generate
+    from sample_data import generate
 
     root = Path(tempfile.mkdtemp(prefix="onramp-bench-demo-"))
     runs: dict[str, list[dict]] = {"direct": [], "dagster": []}

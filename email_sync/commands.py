@@ -23,7 +23,7 @@ COLUMNS = ("segment", "members", "entered", "exited", "sent", "suppressed", "fai
 
 
 def default_as_of() -> date:
-    """Yesterday in UTC: the last complete day of data (DESIGN.md)."""
+    """Yesterday in UTC: the last complete day of data (docs/settings.md)."""
     return datetime.now(UTC).date() - timedelta(days=1)
 
 

@@ -1,4 +1,4 @@
--- email_sync state. Written only by email_sync/ (DESIGN.md); safe to run before every sync.
+-- email_sync state. Written only by email_sync/ (docs/layout.md); safe to run before every sync.
 create schema if not exists email_sync;
 
 -- One row per (segment, member) ever seen. exited_at is null while the member is in the segment.

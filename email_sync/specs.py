@@ -1,7 +1,7 @@
 """Which segments to sync and how, read from the dbt manifest (`config.meta.onramp` of seg_ models).
 
 The manifest is the single place a segment says how it is synced, so adding a segment is one SQL
-file plus its YAML block and no Python change (STYLE.md).
+file plus its YAML block and no Python change (docs/conventions.md).
 """
 
 from __future__ import annotations

@@ -35,7 +35,9 @@ def load(kind: str, paths: tuple[str, ...], fmt: str, caller: str | None) -> Non
     """Load raw files into raw.* (one atomic, idempotent batch per file).
 
     Bad rows never stop a load: they go to raw.load_rejects with their line number and reason,
-    and are counted in the summary. A file loaded before (same bytes) is skipped.
+    and are counted in the summary. A file loaded before (same bytes) is skipped. A file that
+    cannot be loaded at all is recorded as a failed batch, the others still load, and the command
+    then exits with one error line naming it.
     """
     from ingest.schema import ensure_raw_schema
     from onramp.warehouse import get_engine
@@ -65,6 +67,16 @@ def load(kind: str, paths: tuple[str, ...], fmt: str, caller: str | None) -> Non
     else:
         results = load_paths(engine, table_kind, files, fmt, caller)
     click.echo(format_summary(results))
+    for r in results:
+        for note in r.notes:
+            click.echo(f"note: {r.path}: {note}", err=True)
+    failed = [r for r in results if r.failed]
+    if failed:
+        raise LoadError(
+            f"{len(failed)} of {len(results)} files could not be loaded"
+            f" (recorded as failed in raw.load_batches): "
+            + "; ".join(f"{r.path}: {r.error}" for r in failed)
+        )
 
 
 def format_summary(results: list[BatchResult]) -> str:
@@ -80,7 +92,7 @@ def format_summary(results: list[BatchResult]) -> str:
                 f"{r.rows_duplicate:,}",
                 f"{r.rows_rejected:,}",
                 f"{r.seconds:.2f}",
-                "skipped: loaded before" if r.skipped else "",
+                "failed" if r.failed else "skipped: loaded before" if r.skipped else "",
             )
         )
     if len(results) > 1:

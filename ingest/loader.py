@@ -5,7 +5,7 @@ Why it is shaped like this:
   so a crash (or a kill) mid-file leaves nothing of that file behind and a rerun loads it whole.
 - Idempotent twice over: a file whose sha256 was loaded before is skipped, and an API event whose
   event_id is already in raw.api_events adds nothing.
-- Fast: the parsers turn whole blocks of regular rows into COPY text at C speed (parsers.py),
+- Fast: the parsers turn whole blocks of regular rows into COPY text at C speed (fast_paths.py),
   the server parses one small piece while Python prepares the next, the checksum is taken on the
   same read (FileDigest), and events are first COPYed straight
   into raw.api_events under a savepoint, with events repeated within the file dropped on the way
@@ -16,6 +16,9 @@ Why it is shaped like this:
   before its COPY (about +60%), and letting PostgreSQL parse the JSON (jsonb input is slower than
   the Python fast path, and it runs on the core the COPY already saturates).
 - Flat memory: files are read in 64 KB chunks, rejects spool to disk, nothing is queued.
+- Per file: a file that cannot be loaded at all is a failed batch with its reason and the
+  others still load; a file still being written loads without its unfinished end (a `partial`
+  batch); rejects, their text and gzip output are capped (docs/raw-formats.md).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import re
 import tempfile
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
@@ -36,6 +39,10 @@ import psycopg
 import sqlalchemy as sa
 
 from ingest import parsers
+from ingest.access_log import COMBINED, validate_caller
+from ingest.copy_encoding import COPY_OPTIONS
+from ingest.csv_format import MissingColumns
+from ingest.paths import inside
 from ingest.schema import ensure_raw_schema
 from ingest.sources import FileDigest, Source
 from onramp.errors import OnrampError
@@ -55,11 +62,28 @@ FORMATS = {
 # whole block, so the writer thread, and with it the server, waited (measured in bench/load.py).
 READ_CHUNK = 64 << 10
 COPY_WRITE_CHARS = 64 << 10
+# Per file: rejects stored (all are counted), raw text stored per reject, and raw text stored in
+# all; past the last one a reject keeps only a short preview. A file of garbage stays bounded.
+MAX_STORED_REJECTS = 100_000
 MAX_REJECT_TEXT = 1 << 20
+MAX_REJECT_TEXT_TOTAL = 64 << 20
+REJECT_PREVIEW = 200
+# A file changed less than this many seconds ago may still be being written (the landing sensor
+# waits as long): its unfinished end is held back until a later load finds it complete.
+SETTLE_SECONDS = 10.0
 
 
 class LoadError(OnrampError):
-    """A file cannot be loaded at all (missing, unknown format, wrong header)."""
+    """A load cannot start (unknown kind, format or caller rule, a path that is not a file)."""
+
+
+class FileFailed(LoadError):
+    """One file could not be loaded at all (unreadable, empty, no known format, wrong header,
+    refused by the server). It is recorded as a failed batch with its reason; `result` says so."""
+
+    def __init__(self, result: BatchResult) -> None:
+        super().__init__(result.error or "failed")
+        self.result = result
 
 
 @dataclass(frozen=True)
@@ -76,6 +100,12 @@ class BatchResult:
     seconds: float
     batch_id: int | None = None
     checksum: str = ""
+    error: str | None = None  # why the file failed as a whole (status 'failed'); else None
+    notes: tuple[str, ...] = ()  # limits hit, lines held back: one line each for the summary
+
+    @property
+    def failed(self) -> bool:
+        return self.error is not None
 
 
 def normalise_kind(kind: str) -> str:
@@ -103,7 +133,10 @@ def detect_format(kind: str, path: Path) -> str:
         return "combined"
     if kind != "api_events" and ext in (".jsonl", ".ndjson", ".json"):
         return "jsonl"
-    sniffed = _sniff(kind, Source(path).head())
+    head = Source(path).head()
+    if not head.strip():
+        raise LoadError(f"{path} is empty")
+    sniffed = _sniff(kind, head)
     if sniffed is None:
         raise LoadError(
             f"cannot tell the format of {path}: pass --format " + "|".join(FORMATS[kind])
@@ -126,7 +159,7 @@ def _sniff(kind: str, head: bytes) -> str | None:
         except ValueError:
             return "moesif" if '"request"' in first else "jsonl"
         return "moesif" if isinstance(obj, dict) and "request" in obj else "jsonl"
-    if kind == "api_events" and parsers._COMBINED.match(first):
+    if kind == "api_events" and COMBINED.match(first):
         return "combined"
     if "," in first:
         return "csv"
@@ -166,26 +199,48 @@ class RejectSpool:
     def __init__(self, batch_id: int) -> None:
         self.batch = str(batch_id)
         self.count = 0
+        self.stored = 0
+        self.text_chars = 0
         self.reasons: dict[str, int] = {}
         self._file = tempfile.SpooledTemporaryFile(max_size=8 << 20, mode="w+", encoding="utf-8")
 
     def add(self, lineno: int, reason: str, raw: str) -> None:
         self.count += 1
         self.reasons[reason] = self.reasons.get(reason, 0) + 1
-        text = raw[:MAX_REJECT_TEXT].replace("\x00", "\ufffd")
+        if self.stored >= MAX_STORED_REJECTS:
+            return
+        self.stored += 1
+        limit = MAX_REJECT_TEXT if self.text_chars < MAX_REJECT_TEXT_TOTAL else REJECT_PREVIEW
+        text = raw[:limit].replace("\x00", "\ufffd")
+        self.text_chars += len(text)
         text = text.encode("utf-8", "replace").decode("utf-8")  # lone surrogates
         esc = text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
         esc = esc.replace("\r", "\\r")
         self._file.write(f"{self.batch}\t{lineno}\t{reason}\t{esc}\n")
 
+    def notes(self) -> list[str]:
+        """One line per limit this file hit."""
+        out = []
+        if self.count > self.stored:
+            out.append(
+                f"{self.count:,} rejects: only the first {self.stored:,} are stored in"
+                " raw.load_rejects (all are counted)"
+            )
+        if self.text_chars > MAX_REJECT_TEXT_TOTAL:
+            out.append(
+                f"reject text passed {MAX_REJECT_TEXT_TOTAL:,} characters: later rejects keep"
+                f" only their first {REJECT_PREVIEW} characters"
+            )
+        return out
+
     def reset(self) -> None:
-        self.count = 0
+        self.count = self.stored = self.text_chars = 0
         self.reasons.clear()
         self._file.seek(0)
         self._file.truncate()
 
     def copy_into(self, cur: psycopg.Cursor) -> None:
-        if not self.count:
+        if not self.stored:
             return
         self._file.seek(0)
         with cur.copy(
@@ -277,7 +332,7 @@ def _copy_lines(
     buf: list[str] = []
     ids: list[str] | None = []  # the buffer's event ids, while every piece came with them
     size = 0
-    sql = f"copy {table} ({', '.join(columns)}) from stdin {parsers.COPY_OPTIONS}"
+    sql = f"copy {table} ({', '.join(columns)}) from stdin {COPY_OPTIONS}"
     with cur.copy(sql) as copy:
         for piece in chain(it, [None]):
             if piece is not None:
@@ -307,30 +362,8 @@ def _copy_lines(
     return sent, recent.dropped if recent is not None else 0
 
 
-def _parse(
-    kind: str,
-    fmt: str,
-    source: Source,
-    reject: Callable[[int, str, str], None],
-    batch: str,
-    caller: str | None,
-) -> Iterator[str]:
-    if kind == "api_events":
-        parse = {
-            "csv": parsers.parse_csv_events,
-            "jsonl": parsers.parse_jsonl_events,
-            "moesif": parsers.parse_moesif_events,
-            "combined": parsers.parse_combined_events,
-        }[fmt]
-        return parse(source, reject, batch, caller)
-    if fmt == "csv":
-        return parsers.parse_csv_table(kind, source, reject, batch)
-    return parsers.parse_jsonl_table(kind, source, reject, batch)
-
-
 def _columns(kind: str) -> str:
-    cols = parsers.EVENT_COPY_COLUMNS if kind == "api_events" else parsers.table_copy_columns(kind)
-    return ", ".join(cols)
+    return ", ".join(parsers.copy_columns(kind))
 
 
 def load_file(
@@ -340,13 +373,20 @@ def load_file(
     fmt: str = "auto",
     caller: str | None = None,
     progress: Callable[[int], None] | None = None,
+    settle_seconds: float = SETTLE_SECONDS,
 ) -> BatchResult:
-    """Load one file in one transaction; see the module docstring for the guarantees."""
+    """Load one file in one transaction; see the module docstring for the guarantees.
+
+    A file changed less than `settle_seconds` ago may still be being written: a last line
+    without its line end (or a gzip stream that stops) is not loaded, the batch is `partial`
+    and a later load of the completed file adds the rest.
+    """
     kind = normalise_kind(kind)
     path = Path(path)
     _check_path(path)
     fmt = _resolve_format(kind, path, fmt)
     started = time.perf_counter()
+    writing = time.time() - path.stat().st_mtime < settle_seconds
     read = [0]  # file bytes reported to `progress`, so a skipped file still ends the bar
 
     def tally(size: int) -> None:
@@ -361,7 +401,7 @@ def load_file(
         saved_autocommit = pg.autocommit
         pg.autocommit = True
         try:
-            return _load_in_transaction(pg, kind, path, fmt, caller, tally, started)
+            return _load_in_transaction(pg, kind, path, fmt, caller, tally, started, writing)
         except _LoadedBefore as skip:
             log.info("skipping %s: loaded before as batch %s", path, skip.batch_id)
             tally(max(0, path.stat().st_size - read[0]))
@@ -378,11 +418,14 @@ def load_file(
                 skip.checksum,
             )
         except psycopg.Error as exc:
-            _record_failure(pg, kind, path, fmt, started)
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise LoadError(f"loading {path} failed, nothing of it was kept: {first}") from exc
-        except parsers.MissingColumns as exc:
-            raise LoadError(str(exc)) from exc
+            reason = f"the server refused it, nothing of it was kept: {first}"
+            raise FileFailed(_record_failure(engine, kind, path, fmt, started, reason)) from exc
+        except MissingColumns as exc:
+            raise FileFailed(_record_failure(engine, kind, path, fmt, started, str(exc))) from exc
+        except OSError as exc:
+            reason = f"cannot read it: {exc.strerror or exc}"
+            raise FileFailed(_record_failure(engine, kind, path, fmt, started, reason)) from exc
         finally:
             pg.autocommit = saved_autocommit
     finally:
@@ -397,6 +440,7 @@ def _load_in_transaction(
     caller: str | None,
     progress: Callable[[int], None] | None,
     started: float,
+    writing: bool = False,
 ) -> BatchResult:
     """The load; raises _LoadedBefore (rolling everything back) when the bytes were loaded before.
 
@@ -425,10 +469,10 @@ def _load_in_transaction(
         try:
             columns = _columns(kind)
             duplicates = 0
-            source = Source(path, rejects.add, progress, READ_CHUNK, digest)
+            source = Source(path, rejects.add, progress, READ_CHUNK, digest, writing)
             if kind != "api_events":
                 loaded, _ = _copy_lines(
-                    cur, f"raw.{kind}", _parse(kind, fmt, source, rejects.add, batch, caller)
+                    cur, f"raw.{kind}", parsers.parse(kind, fmt, source, rejects.add, batch, caller)
                 )
             else:
                 loaded, duplicates = _load_events(
@@ -437,13 +481,30 @@ def _load_in_transaction(
             checksum = digest.hexdigest()
             _check_not_loaded(cur, kind, checksum)
             rejects.copy_into(cur)
+            notes = source.notes + rejects.notes()
+            if source.held_back:
+                # Not 'loaded': the same bytes, once settled, must load again (with their end).
+                notes.append(
+                    "changed moments ago and its end is unfinished: the last"
+                    f" {source.held_back:,} bytes are held back until the file is complete"
+                )
+            for note in notes:
+                log.warning("%s: %s", path, note)
             seconds = time.perf_counter() - started
             cur.execute(
-                "update raw.load_batches set status = 'loaded', checksum = %s, rows_loaded = %s,"
+                "update raw.load_batches set status = %s, checksum = %s, rows_loaded = %s,"
                 " rows_duplicate = %s, rows_rejected = %s, finished_at = clock_timestamp(),"
                 " seconds = %s"
                 " where batch_id = %s",
-                (checksum, loaded, duplicates, rejects.count, seconds, batch_id),
+                (
+                    "partial" if source.held_back else "loaded",
+                    checksum,
+                    loaded,
+                    duplicates,
+                    rejects.count,
+                    seconds,
+                    batch_id,
+                ),
             )
             if rejects.count:
                 log.info("%s: %d rejects %s", path, rejects.count, rejects.reasons)
@@ -458,6 +519,7 @@ def _load_in_transaction(
                 seconds,
                 batch_id,
                 checksum,
+                notes=tuple(notes),
             )
         finally:
             rejects.close()
@@ -476,7 +538,7 @@ def _load_events(
     """(rows loaded, duplicates): optimistic direct COPY, merge through a temp table on conflict."""
     try:
         with pg.transaction():  # savepoint: a duplicate event_id undoes only this attempt
-            parsed = _parse("api_events", fmt, source, rejects.add, batch, caller)
+            parsed = parsers.parse("api_events", fmt, source, rejects.add, batch, caller)
             return _copy_lines(cur, "raw.api_events", parsed, dedupe=True)
     except psycopg.errors.UniqueViolation:
         # Reloading the same file always lands here: finish its checksum before merging.
@@ -489,10 +551,13 @@ def _load_events(
     )
     cur.execute("truncate onramp_stage_events")
     # The progress bar already covered this file once.
-    again = Source(source.path, rejects.add, None, READ_CHUNK)
+    again = Source(source.path, rejects.add, None, READ_CHUNK, writing=source.writing)
     staged, _ = _copy_lines(
-        cur, "onramp_stage_events", _parse("api_events", fmt, again, rejects.add, batch, caller)
+        cur,
+        "onramp_stage_events",
+        parsers.parse("api_events", fmt, again, rejects.add, batch, caller),
     )
+    source.held_back, source.notes = again.held_back, again.notes
     cur.execute(
         f"insert into raw.api_events ({columns}) select {columns} from onramp_stage_events"
         " on conflict (event_id) do nothing"
@@ -502,20 +567,40 @@ def _load_events(
 
 
 def _record_failure(
-    pg: psycopg.Connection, kind: str, path: Path, fmt: str, started: float
-) -> None:
-    """Leave a trace of a load that failed (its rows are gone with the rolled-back transaction)."""
+    engine: sa.Engine, kind: str, path: Path, fmt: str, started: float, reason: str
+) -> BatchResult:
+    """Record a file that failed as a whole (its rows, if any, went with the rolled-back
+    transaction) as a failed batch with its reason, and say so in one log line."""
+    seconds = time.perf_counter() - started
+    batch_id = None
     try:
         checksum = file_checksum(path)
-        with pg.transaction(), pg.cursor() as cur:
-            cur.execute(
-                "insert into raw.load_batches"
-                " (kind, path, checksum, format, status, finished_at, seconds)"
-                " values (%s, %s, %s, %s, 'failed', clock_timestamp(), %s)",
-                (kind, str(path.resolve()), checksum, fmt, time.perf_counter() - started),
-            )
-    except (psycopg.Error, OSError):
+    except OSError:
+        checksum = ""
+    try:
+        with engine.begin() as conn:
+            batch_id = conn.execute(
+                sa.text(
+                    "insert into raw.load_batches"
+                    " (kind, path, checksum, format, status, finished_at, seconds, error)"
+                    " values (:kind, :path, :checksum, :format, 'failed', clock_timestamp(),"
+                    " :seconds, :error) returning batch_id"
+                ),
+                {
+                    "kind": kind,
+                    "path": str(path.resolve()),
+                    "checksum": checksum,
+                    "format": fmt,
+                    "seconds": seconds,
+                    "error": reason,
+                },
+            ).scalar_one()
+    except sa.exc.SQLAlchemyError:
         log.warning("could not record the failed load of %s", path)
+    log.warning("%s not loaded: %s", path, reason)
+    return BatchResult(
+        str(path), kind, fmt, 0, 0, 0, False, seconds, batch_id, checksum, error=reason
+    )
 
 
 def _check_path(path: Path) -> None:
@@ -542,25 +627,53 @@ def load_paths(
     fmt: str = "auto",
     caller: str | None = None,
     progress: Callable[[int], None] | None = None,
+    settle_seconds: float = SETTLE_SECONDS,
 ) -> list[BatchResult]:
-    """Load each file as its own batch. Every path and the format are checked before any load.
+    """Load each file as its own batch; the arguments and paths are checked before any load.
 
-    `progress(n)` receives the number of file bytes read since its last call.
+    A file that cannot be loaded at all (empty, unreadable, of no known format, a wrong header)
+    does not stop the others: it is recorded as a failed batch and its result carries the
+    reason (`error`). A file changed less than `settle_seconds` ago loads without its
+    unfinished end (see load_file). `progress(n)` receives the number of file bytes read since
+    its last call.
     """
     kind = normalise_kind(kind)
     paths = [Path(p) for p in paths]
     for path in paths:
         _check_path(path)
     try:
-        parsers.validate_caller(caller)
+        validate_caller(caller)
     except ValueError as exc:
         raise LoadError(str(exc)) from exc
-    formats = [_resolve_format(kind, path, fmt) for path in paths]
+    fmt = (fmt or "auto").strip().lower()
+    if fmt != "auto":
+        _resolve_format(kind, paths[0] if paths else Path("."), fmt)  # an unknown format raises
     ensure_raw_schema(engine)  # cheap when it exists; callers need not remember it
-    return [
-        load_file(engine, kind, path, f, caller, progress)
-        for path, f in zip(paths, formats, strict=True)
-    ]
+    results = []
+    for path in paths:
+        started = time.perf_counter()
+        try:
+            file_fmt = _resolve_format(kind, path, fmt)
+        except (LoadError, OSError) as exc:
+            reason = str(exc) if isinstance(exc, LoadError) else f"cannot read it: {exc}"
+            results.append(_record_failure(engine, kind, path, "unknown", started, reason))
+            _finish_progress(path, progress)
+            continue
+        try:
+            results.append(
+                load_file(engine, kind, path, file_fmt, caller, progress, settle_seconds)
+            )
+        except FileFailed as exc:
+            results.append(exc.result)
+    return results
+
+
+def _finish_progress(path: Path, progress: Callable[[int], None] | None) -> None:
+    if progress is not None:
+        try:
+            progress(path.stat().st_size)
+        except OSError:
+            pass
 
 
 def load_manifest_dir(
@@ -580,6 +693,8 @@ def load_manifest_dir(
     planned = []
     for entry in entries:
         kind = normalise_kind(str(entry["kind"]))
+        if not inside(directory, directory / entry["path"]):
+            raise LoadError(f"{manifest_path} lists {entry['path']!r}, which is outside its folder")
         planned.append((order[kind], kind, entry))
     planned.sort(key=lambda item: item[0])  # stable: file order kept within a kind
     results: list[BatchResult] = []

@@ -8,13 +8,14 @@ create table if not exists raw.load_batches (
     path text not null,
     checksum text not null,            -- sha256 of the file bytes
     format text not null,              -- jsonl | csv | moesif | combined
-    status text not null default 'loading',  -- loading | loaded | failed
+    status text not null default 'loading',  -- loading | loaded | partial (end held back) | failed
     rows_loaded bigint not null default 0,
     rows_duplicate bigint not null default 0,
     rows_rejected bigint not null default 0,
     started_at timestamptz not null default now(),
     finished_at timestamptz,
-    seconds double precision
+    seconds double precision,
+    error text                         -- why a failed batch failed
 );
 
 create table if not exists raw.load_rejects (
@@ -56,6 +57,7 @@ create table if not exists raw.developers (
     monthly_quota bigint,
     timezone text,
     marketing_opt_in boolean,
+    updated_at timestamptz,            -- when the source changed the row, if the file says
     extras jsonb,
     batch_id bigint not null,
     line_number bigint not null
@@ -109,6 +111,8 @@ $$;
 -- Upgrades of warehouses created by an earlier version. Checked first, so the usual run takes
 -- no ALTER TABLE lock (this file runs before every load).
 do $$
+declare
+    wanted record;
 begin
     if exists (
         select 1 from pg_constraint
@@ -116,17 +120,27 @@ begin
     ) then
         alter table raw.load_rejects drop constraint load_rejects_pkey;
     end if;
-    if not exists (
-        select 1 from information_schema.columns
-        where table_schema = 'raw' and table_name = 'incidents' and column_name = 'extras'
-    ) then
-        alter table raw.incidents add column extras jsonb;
-    end if;
-    if not exists (
-        select 1 from information_schema.columns
-        where table_schema = 'raw' and table_name = 'endpoints' and column_name = 'extras'
-    ) then
-        alter table raw.endpoints add column extras jsonb;
-    end if;
+    -- columns added since: (table, column, type)
+    for wanted in
+        select * from (
+            values
+            ('incidents', 'extras', 'jsonb'),
+            ('endpoints', 'extras', 'jsonb'),
+            ('developers', 'updated_at', 'timestamptz'),
+            ('load_batches', 'error', 'text')
+        ) as added (table_name, column_name, data_type)
+    loop
+        if not exists (
+            select 1 from information_schema.columns as c
+            where
+                c.table_schema = 'raw'
+                and c.table_name = wanted.table_name
+                and c.column_name = wanted.column_name
+        ) then
+            -- no format(): the driver this file goes through reads its placeholders as its own
+            execute 'alter table raw.' || quote_ident(wanted.table_name)
+                || ' add column ' || quote_ident(wanted.column_name) || ' ' || wanted.data_type;
+        end if;
+    end loop;
 end
 $$;

@@ -18,6 +18,14 @@ BOM = b"\xef\xbb\xbf"
 CHUNK_SIZE = 1 << 20
 # A line longer than this is rejected in pieces instead of growing a buffer without bound.
 MAX_LINE_BYTES = 16 << 20
+# A gzip file stops at this much output, or this many times its own size (at least
+# GZIP_MIN_LIMIT), whichever is less: real logs compress 5-20x, a gzip bomb 1000x.
+MAX_GZIP_OUTPUT = 64 << 30
+MAX_GZIP_RATIO = 200
+GZIP_MIN_LIMIT = 256 << 20
+# Compressed bytes fed to zlib at once: bounds the output of one call (deflate tops out near
+# 1000:1) so even a bomb never holds more than a few MB in memory.
+GZIP_FEED = 8 << 10
 
 RejectFn = Callable[[int, str, str], None]
 ProgressFn = Callable[[int], None]
@@ -71,6 +79,7 @@ class Source:
         progress: ProgressFn | None = None,
         chunk_size: int | None = None,
         digest: FileDigest | None = None,
+        writing: bool = False,
     ) -> None:
         self.path = Path(path)
         self.digest = digest
@@ -81,6 +90,12 @@ class Source:
         # Set when a gzip stream ends early or is corrupt: the reason given to what is lost.
         self.broken: str | None = None
         self.lines_read = 0
+        # The file may still be being written (changed moments ago): an unfinished end (a last
+        # line without its line end, a gzip stream that stops) is held back, not loaded or
+        # rejected, and `held_back` says how many bytes; the complete file loads it later.
+        self.writing = writing
+        self.held_back = 0
+        self.notes: list[str] = []  # limits hit while reading, one line each
 
     # -- bytes -----------------------------------------------------------------------------------
     def byte_chunks(self) -> Iterator[bytes]:
@@ -117,35 +132,43 @@ class Source:
             yield from raw
             return
         self.gzip = True
+        limit = min(MAX_GZIP_OUTPUT, max(GZIP_MIN_LIMIT, MAX_GZIP_RATIO * self.path.stat().st_size))
+        produced = 0
         # zlib directly rather than gzip.GzipFile: on a truncated stream we keep every byte that
         # was decompressed before the break, and we know exactly where it broke.
         decomp = zlib.decompressobj(wbits=31)
         in_member = False  # fed bytes to the current member and not yet at its end
-        pending = head
+        pending: bytes | memoryview = memoryview(head)  # sliced without copying
         while True:
             while pending:
                 in_member = True
+                piece, pending = pending[:GZIP_FEED], pending[GZIP_FEED:]
                 try:
-                    out = decomp.decompress(pending)
+                    out = decomp.decompress(piece)
                 except zlib.error:
                     self.broken = "corrupt gzip"
                     return
                 if out:
+                    produced += len(out)
+                    if produced > limit:
+                        self.broken = "gzip over size limit"
+                        self.notes.append(
+                            f"gzip output passed {limit:,} bytes: the rest of the file is not read"
+                        )
+                        return
                     yield out
                 if decomp.eof:
                     in_member = False
-                    pending = decomp.unused_data
+                    pending = decomp.unused_data + pending  # bytes again
                     # Concatenated gzip members (e.g. `cat a.gz b.gz`) are one stream.
                     decomp = zlib.decompressobj(wbits=31)
-                    if pending and not pending.startswith(GZIP_MAGIC):
+                    if pending and bytes(pending[:2]) != GZIP_MAGIC:
                         self.broken = "corrupt gzip"
                         return
-                else:
-                    pending = b""
             nxt = next(raw, None)
             if nxt is None:
                 break
-            pending = nxt
+            pending = memoryview(nxt)
         if in_member:
             tail = decomp.flush()
             if tail:
@@ -228,7 +251,9 @@ class Source:
         if oversize:
             lineno += 1
             carry = b""
-        if self.broken:
+        if self.writing and (carry or self.broken == "truncated gzip"):
+            self.held_back = max(len(carry), 1)
+        elif self.broken:
             self.reject(lineno, self.broken, carry.decode("utf-8", "replace"))
             lineno += 1
         elif carry:

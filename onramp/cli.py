@@ -18,7 +18,7 @@ from onramp.errors import OnrampError
 # name -> "module:attribute" of a click command
 COMMANDS = {
     "demo": ("onramp.demo:demo", "Run the whole pipeline on generated sample data."),
-    "generate": ("ingest.sample_data:generate_command", "Write deterministic sample data files."),
+    "generate": ("sample_data.commands:generate_command", "Write deterministic sample data files."),
     "load": ("ingest.commands:load", "Load raw files (API events, developers, ...)."),
     "build": ("onramp.dbt:build", "Build the dbt models and run their tests."),
     "sync": ("email_sync.commands:sync", "Push segment changes to the email provider."),

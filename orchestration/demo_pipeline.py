@@ -277,10 +277,10 @@ def run_demo_pipeline(
     """
     from dagster import DagsterInstance
 
-    from ingest.sample_data import generate
     from onramp.warehouse import get_engine
     from orchestration.lib.instance import ensure_dagster_home
     from orchestration.lib.resources import parse_as_of
+    from sample_data import generate
 
     settings = Settings.from_env()
     as_of = parse_as_of(as_of)

@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     import pgserver
 
     from ingest.loader import load_manifest_dir
-    from ingest.sample_data import generate
+    from sample_data import generate
     from ingest.schema import ensure_raw_schema
     from onramp.dbt import run_dbt
     from onramp.warehouse import get_engine

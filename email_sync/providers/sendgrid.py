@@ -1,4 +1,4 @@
-"""SendGrid v3 through the official `sendgrid` package, within SendGrid's documented limits.
+"""SendGrid v3 through the official `sendgrid` package, within the limits of docs/sendgrid.md.
 
 - `sg.client.timeout` is always set (the library's default is no timeout at all).
 - No `request_headers=` is ever passed: the library merges them into a dict shared by every later

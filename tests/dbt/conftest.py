@@ -67,9 +67,9 @@ def built(engine: sa.Engine, tmp_path_factory: pytest.TempPathFactory) -> Built:
     from click.testing import CliRunner
 
     from ingest.loader import load_manifest_dir
-    from ingest.sample_data import generate
     from ingest.schema import ensure_raw_schema
     from onramp.dbt import build, run_dbt
+    from sample_data import generate
 
     # this session's dbt artifacts and logs stay out of the repo's target/ (others use it)
     work = tmp_path_factory.mktemp("dbt")

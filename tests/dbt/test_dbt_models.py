@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from ingest.sample_data import SEGMENTS
+from sample_data import SEGMENTS
 from tests.dbt.conftest import INCREMENTAL_AGGREGATES, INCREMENTAL_MODELS, Built, read_csv
 
 # expected_members.csv's `detail` column, per segment

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -43,6 +45,9 @@ def write(tmp_path: Path) -> Callable[..., Path]:
             data = gzip.compress(data)
         path = tmp_path / name
         path.write_bytes(data)
+        # A file that has landed, not one still being written (see test_odd_input for those).
+        landed = time.time() - 60
+        os.utime(path, (landed, landed))
         return path
 
     return _write

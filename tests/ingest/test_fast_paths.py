@@ -10,8 +10,9 @@ import json
 
 import pytest
 
-from ingest import parsers
-from ingest.parsers import EVENT_COLUMNS, CsvFast, JsonLines, event_line
+from ingest.event_rows import EVENT_COLUMNS, event_line, json_event
+from ingest.fast_paths import CsvFast, JsonLines
+from ingest.jsonl_format import learn_json_lines
 
 NUMERIC = {"status_code", "latency_ms", "request_bytes", "response_bytes"}
 
@@ -91,7 +92,7 @@ def json_line(change: dict[str, object], compact: bool = False) -> str:
 
 
 def general(line: str) -> str | None:
-    return parsers._json_event(1, line, None, lambda *a: None, "7")
+    return json_event(1, line, None, lambda *a: None, "7")
 
 
 def fast(line: str, keys: list[str] | None = None, spaced: bool = True) -> str | None:
@@ -121,7 +122,7 @@ def test_json_fast_path_steps_aside(change):
 @pytest.mark.parametrize("compact", [False, True], ids=["spaced", "compact"])
 def test_json_fast_path_pattern_follows_the_first_line(compact):
     text = "\n".join(json_line({}, compact) for _ in range(3)) + "\n"
-    learned = parsers._learn_json_lines(text, "7")
+    learned = learn_json_lines(text, "7")
     assert learned is not None
     assert len(learned.findall(text)) == 3
     # A compact first line picks the pattern without blanks; the spaced one accepts both forms.

@@ -3,6 +3,8 @@ lock raw.api_events, or it would cancel a running autovacuum (and with it BRIN s
 
 from __future__ import annotations
 
+from importlib.resources import files
+
 import sqlalchemy as sa
 
 from ingest.schema import ensure_raw_schema
@@ -28,3 +30,22 @@ def test_rerun_takes_no_lock_that_waits_for_autovacuum(raw_engine: sa.Engine) ->
             assert {"api_events_event_id", "api_events_occurred_at_brin"} <= set(indexes)
     finally:
         impatient.dispose()
+
+
+def test_an_older_warehouse_gets_the_new_columns(raw_engine: sa.Engine) -> None:
+    ddl = files("ingest").joinpath("raw_schema.sql").read_text()
+    with raw_engine.connect() as conn, conn.begin() as tx:  # rolled back: others keep theirs
+        conn.exec_driver_sql("alter table raw.developers drop column updated_at cascade")
+        conn.exec_driver_sql("alter table raw.load_batches drop column error")
+        conn.exec_driver_sql(ddl)
+        found = conn.execute(
+            sa.text(
+                "select table_name, column_name, data_type from information_schema.columns"
+                " where table_schema = 'raw' and column_name in ('updated_at', 'error')"
+            )
+        ).all()
+        tx.rollback()
+    assert {tuple(row) for row in found} == {
+        ("developers", "updated_at", "timestamp with time zone"),
+        ("load_batches", "error", "text"),
+    }

@@ -195,7 +195,7 @@ def report_warehouse(
 ) -> ReportWarehouse:
     """Sample data loaded, campaign history written, every model built once (dbt build)."""
     from ingest.loader import load_manifest_dir
-    from ingest.sample_data import generate
+    from sample_data import generate
     from ingest.schema import ensure_raw_schema
     from onramp.dbt import run_dbt
 

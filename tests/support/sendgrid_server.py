@@ -1,4 +1,4 @@
-"""A local SendGrid v3 server on 127.0.0.1 that keeps the contract of ../shared/SENDGRID.md.
+"""A local SendGrid v3 server on 127.0.0.1 that keeps the contract of docs/sendgrid.md.
 
 Why: onramp's tests and benchmarks must drive the *official* ``sendgrid`` client over real
 HTTP, so status codes, bodies, limits, async import jobs, 429s with rate-limit headers and timeouts
@@ -55,7 +55,7 @@ suppressed recipients), ``sg.sign_webhook(body)`` the signature headers and
 ``sg.webhook_public_key`` the key to verify them (``sendgrid.helpers.eventwebhook`` accepts it),
 ``sg.post_events(url, events)`` POSTs them signed to a receiver.
 
-Contract kept (see SENDGRID.md): ``Authorization: Bearer <key>`` or 401; errors always
+Contract kept (see docs/sendgrid.md): ``Authorization: Bearer <key>`` or 401; errors always
 ``{"errors":[{"message","field","help"}]}``; ``X-RateLimit-Limit/Remaining/Reset`` on every response
 (informational unless ``enforce_rate_limit=True``). Mail send validates personalizations (1..1000),
 from, recipients (<= 1000 in total, valid syntax, each address once per request), subject/content

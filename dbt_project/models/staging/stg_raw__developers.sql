@@ -12,8 +12,18 @@ ranked as (
         *,
         row_number() over (
             partition by developer_id
-            order by batch_id desc, line_number desc
-        ) as row_rank
+            -- the source's own timestamp first (rows without one count as older), then load order
+            order by
+                case when updated_at is null then 1 else 0 end,
+                updated_at desc,
+                batch_id desc,
+                line_number desc
+        ) as row_rank,
+        -- an opt-out is never undone by an older export (docs/raw-formats.md)
+        max(case when marketing_opt_in = false then updated_at end)
+            over (partition by developer_id) as last_opt_out_at,
+        max(case when marketing_opt_in = false and updated_at is null then batch_id end)
+            over (partition by developer_id) as last_untimed_opt_out_batch
     from developers
 
 ),
@@ -46,7 +56,15 @@ final as (
         nullif(lower(trim(plan)), '') as plan,
         case when monthly_quota > 0 then monthly_quota end as monthly_quota,
         nullif(trim(timezone), '') as timezone,
-        coalesce(marketing_opt_in, false) as marketing_opt_in,
+        coalesce(
+            marketing_opt_in
+            and (last_opt_out_at is null or updated_at > last_opt_out_at)
+            and (
+                last_untimed_opt_out_batch is null
+                or (updated_at is not null and batch_id > last_untimed_opt_out_batch)
+            ),
+            false
+        ) as marketing_opt_in,
         batch_id
     from latest
 

@@ -79,14 +79,18 @@ def _build_raw_asset(kind: str) -> dg.AssetsDefinition:
         totals = {
             "files": len(results),
             "files_skipped": sum(1 for r in results if r.skipped),
+            "files_failed": sum(1 for r in results if r.failed),
             "rows_loaded": sum(r.rows_loaded for r in results),
             "rows_duplicate": sum(r.rows_duplicate for r in results),
             "rows_rejected": sum(r.rows_rejected for r in results),
         }
         context.log.info(f"raw.{kind}: {totals} from {settings.landing_dir}")
+        for r in results:  # a bad file is a failed batch; the others still load
+            if r.failed:
+                context.log.warning(f"{r.path} not loaded: {r.error}")
         table = "\n".join(
             f"| {Path(r.path).name} | {r.format} | {r.rows_loaded} | {r.rows_duplicate} | "
-            f"{r.rows_rejected} | {'yes' if r.skipped else 'no'} |"
+            f"{r.rows_rejected} | {'yes' if r.skipped else 'no'} | {r.error or ''} |"
             for r in results
         )
         return dg.MaterializeResult(
@@ -94,8 +98,8 @@ def _build_raw_asset(kind: str) -> dg.AssetsDefinition:
                 **totals,
                 "landing_dir": dg.MetadataValue.path(str(settings.landing_dir)),
                 "batches": dg.MetadataValue.md(
-                    "| file | format | loaded | duplicate | rejected | already loaded |\n"
-                    "| --- | --- | --- | --- | --- | --- |\n" + table
+                    "| file | format | loaded | duplicate | rejected | already loaded | failed |\n"
+                    "| --- | --- | --- | --- | --- | --- | --- |\n" + table
                     if results
                     else "no files of this kind in the landing folder"
                 ),

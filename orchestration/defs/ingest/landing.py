@@ -14,6 +14,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ingest.paths import inside
+
 log = logging.getLogger(__name__)
 
 # Load order: reference data first, so a sensor run that brings both loads developers first.
@@ -81,6 +83,9 @@ def landing_files(root: Path) -> list[LandingFile]:
     from_manifests: dict[Path, LandingFile] = {}
     for manifest in sorted(root.rglob("manifest.json")):
         from_manifests.update(_manifest_entries(manifest.parent))
+    for outside in [p for p in from_manifests if not inside(root, p)]:
+        log.warning("ignoring %s: a manifest names it but it is outside %s", outside, root)
+        del from_manifests[outside]
     found: list[LandingFile] = []
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
         if path.name in _IGNORED_NAMES or path.name.startswith("."):
@@ -88,6 +93,9 @@ def landing_files(root: Path) -> list[LandingFile]:
         if path.name.endswith(_PARTIAL_SUFFIXES):
             continue
         resolved = path.resolve()
+        if not inside(root, resolved):  # a symbolic link out of the landing folder
+            log.warning("ignoring %s: it leads outside %s", path, root)
+            continue
         if resolved in from_manifests:
             found.append(from_manifests[resolved])
             continue

@@ -1,6 +1,6 @@
 """The sample data generator: deterministic files, every format, and segment truth that follows
-DESIGN.md (re-derived here from the files themselves, with an independent, naive implementation
-of the rules, so a generator bug cannot confirm itself)."""
+docs/segments.md (re-derived here from the files themselves, with an independent, naive
+implementation of the rules, so a generator bug cannot confirm itself)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from ingest.sample_data import (
+from onramp.errors import OnrampError
+from onramp.roles import ROLES as KNOWN_ROLES
+from sample_data import (
     LATE_DAY_ARCHETYPES,
     ROUTES,
     SEGMENTS,
@@ -24,19 +26,9 @@ from ingest.sample_data import (
     generate_command,
     normalize_route,
 )
-from onramp.errors import OnrampError
 
 AS_OF = date(2026, 11, 26)
-ROLES = {
-    "product",
-    "engineering",
-    "marketing",
-    "customer_success",
-    "developer_relations",
-    "sales",
-    "support",
-    "executive",
-}
+ROLES = set(KNOWN_ROLES)
 ACCESS = re.compile(
     r'^(?P<ip>\S+) \S+ (?P<user>\S+) \[(?P<time>[^\]]+)\] "(?P<method>\S+) (?P<path>\S+) '
     r'HTTP/[\d.]+" (?P<status>\d{3}) (?P<size>\d+|-) "[^"]*" "[^"]*"$'
@@ -106,8 +98,10 @@ def read_events(out: Path) -> list[dict]:
                 "file": "moesif",
             }
         )
+    seen_lines: Counter[str] = Counter()
     with open(out / "access.log", encoding="utf-8") as f:
         for line in f:
+            seen_lines[line] += 1  # identical log lines are distinct calls (docs/raw-formats.md)
             m = ACCESS.match(line.rstrip("\n"))
             assert m, line
             user = m["user"]
@@ -115,7 +109,7 @@ def read_events(out: Path) -> list[dict]:
                 user = re.search(r"[?&]api_key=([^&]+)", m["path"])[1]
             events.append(
                 {
-                    "key": hashlib.sha256(line.encode()).hexdigest(),
+                    "key": hashlib.sha256(f"{line}{seen_lines[line]}".encode()).hexdigest(),
                     "developer_id": user,
                     "at": datetime.strptime(m["time"], "%d/%b/%Y:%H:%M:%S %z"),
                     "path": m["path"],
@@ -127,7 +121,7 @@ def read_events(out: Path) -> list[dict]:
 
 
 def expected_from_files(out: Path, events: list[dict]) -> set[tuple[str, str, str]]:
-    """DESIGN.md's segment rules, written out plainly over the files (not the generator)."""
+    """The rules of docs/segments.md, written out plainly over the files (not the generator)."""
     manifest = json.loads((out / "manifest.json").read_text())
     as_of = date.fromisoformat(manifest["as_of"])
     devs: dict[str, dict] = {}

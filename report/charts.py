@@ -258,8 +258,8 @@ def draw_engagement(fig: Figure, data: ReportData) -> str | None:
     ax.set_title("Engagement per campaign step (unique recipients)", loc="left")
     if not data.engagement:
         return _empty(ax, "no engagement events yet")
-    rows = sorted(data.engagement, key=lambda r: (r["segment"], _step_number(r["step"])))
-    labels = [f"{r['segment']}\nstep {r['step']}" for r in rows]
+    rows = sorted(data.engagement, key=lambda r: (r["campaign"], _step_number(r["step"])))
+    labels = [f"{r['campaign']}\nstep {r['step']}" for r in rows]
     width = 0.8 / len(ENGAGEMENT_BARS)
     for i, (label, column, color) in enumerate(ENGAGEMENT_BARS):
         xs = [k + (i - (len(ENGAGEMENT_BARS) - 1) / 2) * width for k in range(len(rows))]

@@ -131,9 +131,9 @@ def load_report_data(engine: sa.Engine, as_of: date) -> ReportData:
             sums = ", ".join(f"sum({m}) as {m}" for m in ENGAGEMENT_MEASURES)
             data.engagement = _rows(
                 conn,
-                f"select segment, step, sum(sent) as sent, {sums}"
+                f"select campaign, step, sum(sent) as sent, {sums}"
                 f" from {MARTS}.{ENGAGEMENT} where event_date <= :as_of"
-                " group by segment, step order by segment, step",
+                " group by campaign, step order by campaign, step",
                 as_of=as_of,
             )
     return data

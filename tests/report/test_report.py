@@ -75,6 +75,13 @@ def test_engagement_chart_reads_the_engagement_mart(
     from report.charts import SIZE_PX
 
     with engine.begin() as conn:
+        # The dbt build made the (empty) mart: keep it aside while the test's rows stand in.
+        conn.execute(
+            sa.text(
+                "alter table if exists marts.fct_email_engagement_daily"
+                " rename to fct_email_engagement_daily__kept"
+            )
+        )
         conn.execute(
             sa.text(
                 "create table marts.fct_email_engagement_daily as select * from (values"
@@ -82,7 +89,7 @@ def test_engagement_chart_reads_the_engagement_mart(
                 " ('lift_known_effect', '2', date '2026-11-20', 90, 88, 30, 8, 2),"
                 " ('lift_known_effect', '10', date '2026-11-21', 50, 49, 20, 3, 0),"
                 " ('lift_no_effect', '1', date '2026-11-21', 80, 80, 25, 9, 0)"
-                ") as t (segment, step, event_date, sent, delivered, unique_opens,"
+                ") as t (campaign, step, event_date, sent, delivered, unique_opens,"
                 " unique_clicks, unsubscribes)"
             )
         )
@@ -91,6 +98,12 @@ def test_engagement_chart_reads_the_engagement_mart(
     finally:
         with engine.begin() as conn:
             conn.execute(sa.text("drop table marts.fct_email_engagement_daily"))
+            conn.execute(
+                sa.text(
+                    "alter table if exists marts.fct_email_engagement_daily__kept"
+                    " rename to fct_email_engagement_daily"
+                )
+            )
     engagement = next(c for c in result.charts if c.name == "engagement")
     assert engagement.note is None
     _check_png(engagement.path.read_bytes(), SIZE_PX)

@@ -1,7 +1,7 @@
 """Every setting onramp reads, from the environment, in one typed object.
 
-Secrets (SendGrid key, SMTP password) live only here and in the environment; `__repr__` hides them
-so a settings object can be logged safely.
+Secrets (SendGrid key, SMTP password, HubSpot token) live only here and in the environment;
+`__repr__` hides them so a settings object can be logged safely.
 """
 
 from __future__ import annotations
@@ -54,6 +54,10 @@ class Settings:
     blast_radius_min_members: int
     max_send_attempts: int
     http_timeout_s: float
+    # CRM (crm_sync): a HubSpot private app token, a local peer for tests, the company key.
+    hubspot_access_token: str | None = field(default=None, repr=False)
+    hubspot_api_host: str | None = None
+    hubspot_company_id_property: str = "onramp_company_id"
 
     @property
     def postgres_dir(self) -> Path:
@@ -89,4 +93,9 @@ class Settings:
             blast_radius_min_members=_int("ONRAMP_BLAST_RADIUS_MIN_MEMBERS", 500),
             max_send_attempts=_int("ONRAMP_MAX_SEND_ATTEMPTS", 5),
             http_timeout_s=_float("ONRAMP_HTTP_TIMEOUT_S", 30.0),
+            hubspot_access_token=os.environ.get("HUBSPOT_ACCESS_TOKEN", "").strip() or None,
+            hubspot_api_host=os.environ.get("HUBSPOT_API_HOST", "").strip().rstrip("/") or None,
+            hubspot_company_id_property=(
+                os.environ.get("HUBSPOT_COMPANY_ID_PROPERTY", "").strip() or "onramp_company_id"
+            ),
         )

@@ -4,22 +4,10 @@
     columns go to which HubSpot property). Two developer ids sharing an address are one HubSpot
     contact: the latest sign-up wins, so the contact carries one developer's numbers, not a mix.
 
-    The segments are listed here (a ref each, so dbt builds them first); a new segment that
-    should show on the contact is one more name in this list and one more option in the YAML.
+    The segments are listed in segment_members (a ref each, so dbt builds them first); a new
+    segment that should show on the contact is one more select there and one more option in the
+    YAML.
 #}
-{%- set segment_models = [
-    'seg_incident_affected',
-    'seg_new_signups',
-    'seg_quota_exceeded',
-    'seg_quota_warning',
-    'seg_rate_limited',
-    'seg_signup_no_calls_7d',
-    'seg_stage_not_integrated',
-    'seg_stage_production',
-    'seg_stage_sandbox',
-    'seg_stopped_traffic',
-    'seg_unused_feature',
-] -%}
 
 with
 
@@ -34,15 +22,6 @@ fct_developer_daily_usage as (
     select * from {{ ref('fct_developer_daily_usage') }}
 
 ),
-
-{% for segment_model in segment_models %}
-{{ segment_model }} as (
-
-    select distinct developer_id from {{ ref(segment_model) }}
-
-),
-
-{% endfor %}
 
 recent_usage as (
 
@@ -71,13 +50,81 @@ recent_usage as (
 
 segment_members as (
 
-    {% for segment_model in segment_models %}
-    select
+    -- one row per developer and segment (some segments have several rows per developer)
+    select distinct
         developer_id,
-        '{{ segment_model[4:] }}' as segment_name
-    from {{ segment_model }}
-    {% if not loop.last %}union all{% endif %}
-    {% endfor %}
+        'incident_affected' as segment_name
+    from {{ ref('seg_incident_affected') }}
+
+    union all
+
+    select distinct
+        developer_id,
+        'new_signups' as segment_name
+    from {{ ref('seg_new_signups') }}
+
+    union all
+
+    select distinct
+        developer_id,
+        'quota_exceeded' as segment_name
+    from {{ ref('seg_quota_exceeded') }}
+
+    union all
+
+    select distinct
+        developer_id,
+        'quota_warning' as segment_name
+    from {{ ref('seg_quota_warning') }}
+
+    union all
+
+    select distinct
+        developer_id,
+        'rate_limited' as segment_name
+    from {{ ref('seg_rate_limited') }}
+
+    union all
+
+    select distinct
+        developer_id,
+        'signup_no_calls_7d' as segment_name
+    from {{ ref('seg_signup_no_calls_7d') }}
+
+    union all
+
+    select distinct
+        developer_id,
+        'stage_not_integrated' as segment_name
+    from {{ ref('seg_stage_not_integrated') }}
+
+    union all
+
+    select distinct
+        developer_id,
+        'stage_production' as segment_name
+    from {{ ref('seg_stage_production') }}
+
+    union all
+
+    select distinct
+        developer_id,
+        'stage_sandbox' as segment_name
+    from {{ ref('seg_stage_sandbox') }}
+
+    union all
+
+    select distinct
+        developer_id,
+        'stopped_traffic' as segment_name
+    from {{ ref('seg_stopped_traffic') }}
+
+    union all
+
+    select distinct
+        developer_id,
+        'unused_feature' as segment_name
+    from {{ ref('seg_unused_feature') }}
 
 ),
 

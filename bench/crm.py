@@ -6,7 +6,8 @@ Against its own embedded PostgreSQL in a temporary directory and the local HubSp
 1. the first push of N developers (default 100,000) and their companies (setup: every record is
    new, properties are created, contacts are associated with their company);
 2. the push after 5% of the developers changed (and the companies whose rollup changed with
-   them): the change set computed in SQL and pushed. Goal: requests = changed records / 100
+   them; --allow-large, the guard is not what is measured): the change set computed in SQL and
+   pushed. Goal: requests = changed records / 100
    (rounded up, per object) plus the property checks (one GET per object).
 
 For each: requests sent, time, and where the time went: inside SQL statements (PostgreSQL), inside
@@ -184,7 +185,7 @@ def report(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--developers", type=int, default=100_000)
-    parser.add_argument("--companies", type=int, default=2_000)
+    parser.add_argument("--companies", type=int, default=20_000)
     parser.add_argument("--changed-share", type=float, default=0.05)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -229,8 +230,10 @@ def main() -> None:
 
                 changed_contacts, changed_companies = change(engine, args.changed_share)
                 hs.reset()
+                # the rollups of a fifth of the companies change with 5% of the developers: the
+                # blast-radius guard is not what is measured here
                 results, seconds, sql_s, http_s, requests = push(
-                    engine, settings, specs, client, timer
+                    engine, settings, specs, client, timer, allow_large=True
                 )
                 c, k = results["contacts"], results["companies"]
                 assert c.changed == changed_contacts and k.changed == changed_companies, (

@@ -1,7 +1,7 @@
 """Every setting onramp reads, from the environment, in one typed object.
 
-Secrets (SendGrid key, SMTP password) live only here and in the environment; `__repr__` hides them
-so a settings object can be logged safely.
+Secrets (SendGrid key, SMTP password, HubSpot token) live only here and in the environment;
+`__repr__` hides them so a settings object can be logged safely.
 """
 
 from __future__ import annotations
@@ -61,6 +61,10 @@ class Settings:
     webhook_public_key: str | None = field(default=None, repr=False)
     webhook_max_age_s: int = 600
     postal_address: str | None = None
+    # CRM (crm_sync): a HubSpot private app token, a local peer for tests, the company key.
+    hubspot_access_token: str | None = field(default=None, repr=False)
+    hubspot_api_host: str | None = None
+    hubspot_company_id_property: str = "onramp_company_id"
 
     @property
     def postgres_dir(self) -> Path:
@@ -103,4 +107,9 @@ class Settings:
             or None,
             webhook_max_age_s=_int("ONRAMP_WEBHOOK_MAX_AGE_S", 600),
             postal_address=(os.environ.get("ONRAMP_POSTAL_ADDRESS") or "").strip() or None,
+            hubspot_access_token=os.environ.get("HUBSPOT_ACCESS_TOKEN", "").strip() or None,
+            hubspot_api_host=os.environ.get("HUBSPOT_API_HOST", "").strip().rstrip("/") or None,
+            hubspot_company_id_property=(
+                os.environ.get("HUBSPOT_COMPANY_ID_PROPERTY", "").strip() or "onramp_company_id"
+            ),
         )

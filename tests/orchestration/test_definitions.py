@@ -74,7 +74,7 @@ def test_raw_loads_feed_staging_and_models_are_grouped_by_dbt_folder(graph):
     }
     assert graph.get(dg.AssetKey("raw_api_events")).is_materializable
     groups = {graph.get(k).group_name for k in graph.get_all_asset_keys()}
-    assert groups == {"raw", "staging", "intermediate", "marts", "segments", "email"}
+    assert groups == {"raw", "staging", "intermediate", "marts", "segments", "pumps", "email"}
     for key in graph.get_all_asset_keys():
         name = key.to_user_string()
         expected = {"stg_": "staging", "int_": "intermediate", "seg_": "segments"}.get(name[:4])

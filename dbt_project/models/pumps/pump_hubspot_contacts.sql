@@ -1,0 +1,185 @@
+{#
+    What HubSpot should hold on each contact: one row per email (a developer with an address),
+    built to be pushed by crm_sync (config.meta.onramp.crm in _pumps__models.yml says which
+    columns go to which HubSpot property). Two developer ids sharing an address are one HubSpot
+    contact: the latest sign-up wins, so the contact carries one developer's numbers, not a mix.
+
+    The segments are listed in segment_members (a ref each, so dbt builds them first); a new
+    segment that should show on the contact is one more select there and one more option in the
+    YAML.
+#}
+
+with
+
+dim_developers as (
+
+    select * from {{ ref('dim_developers') }}
+
+),
+
+fct_developer_daily_usage as (
+
+    select * from {{ ref('fct_developer_daily_usage') }}
+
+),
+
+recent_usage as (
+
+    -- the last 7 / 30 days end with the as-of day; the month starts on the 1st of the as-of
+    -- month, never more than 30 days back, so one pass over the last 31 days covers all three
+    select
+        developer_id,
+        sum(case when usage_date >= {{ as_of_minus(6) }} then events else 0 end)
+            as api_events_7d,
+        sum(case when usage_date >= {{ as_of_minus(29) }} then events else 0 end)
+            as api_events_30d,
+        sum(
+            case
+                when usage_date >= cast({{ dbt.date_trunc('month', as_of_date()) }} as date)
+                    then events
+                else 0
+            end
+        ) as month_to_date_events
+    from fct_developer_daily_usage
+    where
+        usage_date >= {{ as_of_minus(30) }}
+        and usage_date <= {{ as_of_date() }}
+    group by developer_id
+
+),
+
+segment_members as (
+
+    -- one row per developer and segment (some segments have several rows per developer)
+    select distinct
+        developer_id,
+        'incident_affected' as segment_name
+    from {{ ref('seg_incident_affected') }}
+
+    union all
+
+    select distinct
+        developer_id,
+        'new_signups' as segment_name
+    from {{ ref('seg_new_signups') }}
+
+    union all
+
+    select distinct
+        developer_id,
+        'quota_exceeded' as segment_name
+    from {{ ref('seg_quota_exceeded') }}
+
+    union all
+
+    select distinct
+        developer_id,
+        'quota_warning' as segment_name
+    from {{ ref('seg_quota_warning') }}
+
+    union all
+
+    select distinct
+        developer_id,
+        'rate_limited' as segment_name
+    from {{ ref('seg_rate_limited') }}
+
+    union all
+
+    select distinct
+        developer_id,
+        'signup_no_calls_7d' as segment_name
+    from {{ ref('seg_signup_no_calls_7d') }}
+
+    union all
+
+    select distinct
+        developer_id,
+        'stage_not_integrated' as segment_name
+    from {{ ref('seg_stage_not_integrated') }}
+
+    union all
+
+    select distinct
+        developer_id,
+        'stage_production' as segment_name
+    from {{ ref('seg_stage_production') }}
+
+    union all
+
+    select distinct
+        developer_id,
+        'stage_sandbox' as segment_name
+    from {{ ref('seg_stage_sandbox') }}
+
+    union all
+
+    select distinct
+        developer_id,
+        'stopped_traffic' as segment_name
+    from {{ ref('seg_stopped_traffic') }}
+
+    union all
+
+    select distinct
+        developer_id,
+        'unused_feature' as segment_name
+    from {{ ref('seg_unused_feature') }}
+
+),
+
+segments_per_developer as (
+
+    select
+        developer_id,
+        {{ dbt.listagg('segment_name', "';'", 'order by segment_name') }} as segment_names
+    from segment_members
+    group by developer_id
+
+),
+
+one_developer_per_email as (
+
+    select
+        *,
+        row_number() over (
+            partition by email
+            order by signed_up_at desc nulls last, developer_id desc
+        ) as email_rank
+    from dim_developers
+    where email is not null
+
+),
+
+final as (
+
+    select
+        developers.email,
+        developers.developer_id,
+        developers.company_id,
+        coalesce(recent_usage.api_events_7d, 0) as onramp_api_events_7d,
+        coalesce(recent_usage.api_events_30d, 0) as onramp_api_events_30d,
+        developers.current_stage as onramp_funnel_stage,
+        developers.role as onramp_role,
+        developers.first_call_at as onramp_first_call_at,
+        developers.last_call_at as onramp_last_call_at,
+        developers.top_route as onramp_top_route,
+        case
+            when developers.monthly_quota > 0
+                then round(
+                    cast(100.0 * coalesce(recent_usage.month_to_date_events, 0) as numeric)
+                    / developers.monthly_quota,
+                    1
+                )
+        end as onramp_plan_quota_used_pct,
+        coalesce(segments_per_developer.segment_names, '') as onramp_segments
+    from one_developer_per_email as developers
+    left join recent_usage
+        on developers.developer_id = recent_usage.developer_id
+    left join segments_per_developer
+        on developers.developer_id = segments_per_developer.developer_id
+    where developers.email_rank = 1
+
+)
+
+select * from final

@@ -54,6 +54,7 @@ class Settings:
     blast_radius_min_members: int
     max_send_attempts: int
     http_timeout_s: float
+    dashboard_url: str | None = None
 
     @property
     def postgres_dir(self) -> Path:
@@ -89,4 +90,5 @@ class Settings:
             blast_radius_min_members=_int("ONRAMP_BLAST_RADIUS_MIN_MEMBERS", 500),
             max_send_attempts=_int("ONRAMP_MAX_SEND_ATTEMPTS", 5),
             http_timeout_s=_float("ONRAMP_HTTP_TIMEOUT_S", 30.0),
+            dashboard_url=os.environ.get("ONRAMP_DASHBOARD_URL") or None,
         )

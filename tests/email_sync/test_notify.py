@@ -46,6 +46,13 @@ def _notifications(engine: sa.Engine) -> list[dict]:
 
 
 @pytest.fixture
+def slack(slack_server: SlackServer, monkeypatch: pytest.MonkeyPatch) -> SlackServer:  # noqa: F811
+    """The local Slack hook, its URL in the variable the notify blocks name."""
+    monkeypatch.setenv(SLACK_ENV, slack_server.hook_url)
+    return slack_server
+
+
+@pytest.fixture
 def waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     recorded: list[float] = []
     monkeypatch.setattr(notify_post, "_sleep", recorded.append)
@@ -53,19 +60,13 @@ def waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
 
 
 def test_one_message_per_run_with_counts_and_members_then_nothing_on_rerun(
-    engine,
-    settings,
-    segments,
-    slack_server: SlackServer,
-    outbox,
-    monkeypatch,  # noqa: F811
+    engine, settings, segments, slack, outbox
 ):
-    monkeypatch.setenv(SLACK_ENV, slack_server.hook_url)
     segments.create("stopped_traffic", _rows(5), COLUMNS)
     first = sync_segment(engine, settings, _spec(), AS_OF, provider=outbox)
     assert first.notified == 1
-    assert len(slack_server.messages) == 1
-    message = slack_server.messages[0]
+    assert len(slack.messages) == 1
+    message = slack.messages[0]
     assert message["text"] == "Stopped traffic: 5 entered"
     shown = "\n".join(b["text"]["text"] for b in message["blocks"] if b["type"] == "section")
     assert "Dev 1 Person" in shown and "`/v1/route1`" in shown
@@ -74,30 +75,22 @@ def test_one_message_per_run_with_counts_and_members_then_nothing_on_rerun(
 
     again = sync_segment(engine, settings, _spec(), AS_OF, provider=outbox)
     assert again.notified == 0
-    assert len(slack_server.requests) == 1  # no change, no message; nothing reposted
+    assert len(slack.requests) == 1  # no change, no message; nothing reposted
 
     segments.replace("stopped_traffic", _rows(5) + _rows(1, start=9))
     sync_segment(engine, settings, _spec(), AS_OF, provider=outbox)
-    assert [m["text"] for m in slack_server.messages] == [
+    assert [m["text"] for m in slack.messages] == [
         "Stopped traffic: 5 entered",
         "Stopped traffic: 1 entered",
     ]
     assert [n["status"] for n in _notifications(engine)] == ["posted", "posted"]
 
 
-def test_a_filter_keeps_free_plan_developers_out(
-    engine,
-    settings,
-    segments,
-    slack_server: SlackServer,
-    outbox,
-    monkeypatch,  # noqa: F811
-):
-    monkeypatch.setenv(SLACK_ENV, slack_server.hook_url)
+def test_a_filter_keeps_free_plan_developers_out(engine, settings, segments, slack, outbox):
     segments.create("stopped_traffic", _rows(6), COLUMNS)
     only_paid = _spec(only={"column": "plan", "not_in": ["free"]}, max_members=10)
     sync_segment(engine, settings, only_paid, AS_OF, provider=outbox)
-    (message,) = slack_server.messages
+    (message,) = slack.messages
     assert message["text"] == "Stopped traffic: 3 entered"
     shown = "\n".join(b["text"]["text"] for b in message["blocks"] if b["type"] == "section")
     assert "Dev 2 Person" in shown and "Dev 1 Person" not in shown and "Dev 3 Person" not in shown
@@ -105,50 +98,37 @@ def test_a_filter_keeps_free_plan_developers_out(
     # Only free-plan developers enter next: nothing to say, nothing posted.
     segments.replace("stopped_traffic", _rows(6) + _rows(1, start=11))
     sync_segment(engine, settings, only_paid, AS_OF, provider=outbox)
-    assert len(slack_server.requests) == 1
+    assert len(slack.requests) == 1
 
 
 def test_a_429_is_waited_out_and_the_message_arrives_once(
-    engine,
-    settings,
-    segments,
-    slack_server: SlackServer,
-    outbox,
-    monkeypatch,
-    waits,  # noqa: F811
+    engine, settings, segments, slack, outbox, waits
 ):
-    monkeypatch.setenv(SLACK_ENV, slack_server.hook_url)
     segments.create("stopped_traffic", _rows(2), COLUMNS)
-    slack_server.fail_next(429, retry_after=2)
+    slack.fail_next(429, retry_after=2)
     result = sync_segment(engine, settings, _spec(), AS_OF, provider=outbox)
     assert waits == [2.0]
     assert result.notified == 1
-    assert len(slack_server.messages) == 1
-    assert [r.status for r in slack_server.requests] == [429, 200]
+    assert len(slack.messages) == 1
+    assert [r.status for r in slack.requests] == [429, 200]
 
 
 def test_a_5xx_is_retried_by_the_next_run_and_a_4xx_is_not(
-    engine,
-    settings,
-    segments,
-    slack_server: SlackServer,
-    outbox,
-    monkeypatch,  # noqa: F811
+    engine, settings, segments, slack, outbox, monkeypatch
 ):
-    monkeypatch.setenv(SLACK_ENV, slack_server.hook_url)
     segments.create("stopped_traffic", _rows(2), COLUMNS)
-    slack_server.fail_next(500)
+    slack.fail_next(500)
     failed = sync_segment(engine, settings, _spec(), AS_OF, provider=outbox)
     assert failed.notified == 0 and failed.notify_failed == 1
     assert any("retried next run" in note for note in failed.notes)
     retried = sync_segment(engine, settings, _spec(), AS_OF, provider=outbox)
     assert retried.notified == 1
-    assert len(slack_server.messages) == 1
+    assert len(slack.messages) == 1
     (row,) = _notifications(engine)
     assert (row["status"], row["attempts"]) == ("posted", 2)
 
     # A hook Slack no longer knows (404 no_service) is rejected for good.
-    monkeypatch.setenv(SLACK_ENV, slack_server.hook_url.replace("XXXX", "YYYY"))
+    monkeypatch.setenv(SLACK_ENV, slack.hook_url.replace("XXXX", "YYYY"))
     segments.replace("stopped_traffic", _rows(3))
     rejected = sync_segment(engine, settings, _spec(), AS_OF, provider=outbox)
     assert rejected.notify_failed == 1
@@ -159,15 +139,10 @@ def test_a_5xx_is_retried_by_the_next_run_and_a_4xx_is_not(
 
 
 def test_generic_webhook_gets_a_signed_json_body(
-    engine,
-    settings,
-    segments,
-    slack_server: SlackServer,
-    outbox,
-    monkeypatch,  # noqa: F811
+    engine, settings, segments, slack, outbox, monkeypatch
 ):
-    monkeypatch.setenv(HOOK_ENV, slack_server.generic_url)
-    monkeypatch.setenv(SECRET_ENV, slack_server.secret)
+    monkeypatch.setenv(HOOK_ENV, slack.generic_url)
+    monkeypatch.setenv(SECRET_ENV, slack.secret)
     settings = dataclasses.replace(
         settings, dashboard_url="https://admin.example/dev/{developer_id}"
     )
@@ -183,7 +158,7 @@ def test_generic_webhook_gets_a_signed_json_body(
     sync_segment(engine, settings, both, AS_OF, provider=outbox)
     segments.replace("stopped_traffic", _rows(1))
     sync_segment(engine, settings, both, AS_OF, provider=outbox)
-    first, second = slack_server.generic
+    first, second = slack.generic
     assert first["type"] == "segment.changed" and first["segment"] == "stopped_traffic"
     assert first["entered"]["count"] == 2 and first["exited"]["count"] == 0
     assert first["entered"]["members"][0]["columns"] == {"top_route": "/v1/route1"}
@@ -199,18 +174,10 @@ def test_generic_webhook_gets_a_signed_json_body(
     assert _notifications(engine)[-1]["status"] == "rejected"  # 401: the signature is checked
 
 
-def test_dry_run_prints_the_message_and_posts_nothing(
-    engine,
-    settings,
-    segments,
-    slack_server: SlackServer,
-    outbox,
-    monkeypatch,  # noqa: F811
-):
-    monkeypatch.setenv(SLACK_ENV, slack_server.hook_url)
+def test_dry_run_prints_the_message_and_posts_nothing(engine, settings, segments, slack, outbox):
     segments.create("stopped_traffic", _rows(4), COLUMNS)
     result = sync_segment(engine, settings, _spec(), AS_OF, dry_run=True)
-    assert slack_server.requests == []
+    assert slack.requests == []
     (text,) = result.notifications
     assert text.startswith("would post:\nStopped traffic: 4 entered")
     assert "Dev 1 Person · Company 1 · top_route: /v1/route1" in text
@@ -228,22 +195,16 @@ def test_without_the_url_variable_the_message_is_shown_not_recorded(
 
 
 def test_an_interrupted_post_is_never_repeated(
-    engine,
-    settings,
-    segments,
-    slack_server: SlackServer,
-    outbox,
-    monkeypatch,  # noqa: F811
+    engine, settings, segments, slack, outbox, monkeypatch
 ):
-    monkeypatch.setenv(SLACK_ENV, slack_server.hook_url)
     segments.create("stopped_traffic", _rows(1), COLUMNS)
     monkeypatch.setattr(notify_post, "post_slack", _crash)
     with pytest.raises(KeyboardInterrupt):
         sync_segment(engine, settings, _spec(), AS_OF, provider=outbox)
     monkeypatch.undo()
-    monkeypatch.setenv(SLACK_ENV, slack_server.hook_url)
+    monkeypatch.setenv(SLACK_ENV, slack.hook_url)
     sync_segment(engine, settings, _spec(), AS_OF, provider=outbox)
-    assert slack_server.requests == []
+    assert slack.requests == []
     assert _notifications(engine)[0]["status"] == "unconfirmed"
 
 
@@ -252,22 +213,15 @@ def _crash(*args, **kwargs):
 
 
 def test_the_url_never_reaches_a_log_or_the_ledger(
-    engine,
-    settings,
-    segments,
-    slack_server: SlackServer,
-    outbox,
-    monkeypatch,
-    caplog,  # noqa: F811
+    engine, settings, segments, slack, outbox, caplog
 ):
-    monkeypatch.setenv(SLACK_ENV, slack_server.hook_url)
     segments.create("stopped_traffic", _rows(2), COLUMNS)
     caplog.set_level(logging.DEBUG)
-    slack_server.fail_next(500)
+    slack.fail_next(500)
     sync_segment(engine, settings, _spec(), AS_OF, provider=outbox)
-    slack_server.fail_next(400)
+    slack.fail_next(400)
     sync_segment(engine, settings, _spec(), AS_OF, provider=outbox)
-    assert len(slack_server.requests) == 2
+    assert len(slack.requests) == 2
     secret_part = "XXXXXXXXXXXXXXXXXXXXXXXX"
     assert secret_part not in caplog.text
     assert all(secret_part not in str(row) for row in _notifications(engine))

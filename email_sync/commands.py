@@ -114,7 +114,7 @@ def sync(
     settings = Settings.from_env()
     specs = select_specs(load_segment_specs(find_manifest()), segments)
     if not specs:
-        click.echo("no segment asks for syncing (config.meta.onramp with list or email)")
+        click.echo("no segment asks for syncing (config.meta.onramp with list, email or notify)")
         return
     engine = get_engine(settings)
     day = _parse_date(as_of)
@@ -157,8 +157,12 @@ def sync(
         extra.extend(r.notes)
         if dry_run and r.sample_markdown.startswith("**Subject:** "):
             extra.append("sample subject: " + r.sample_markdown.splitlines()[0][13:])
+        if r.notified or r.notify_failed:
+            extra.append(f"team notification posted {r.notified}, failed {r.notify_failed}")
         if extra:
             click.echo(f"{r.segment}: " + "; ".join(extra))
+        for text in r.notifications:
+            click.echo(text)
     for name, why in held.items():
         click.echo(f"{name}: sends held back, {why}; nothing recorded, the next sync sends")
     for exc in errors:

@@ -34,6 +34,9 @@ class SyncResult:
     list_skipped: int = 0
     list_pending: int = 0
     notes: list[str] = field(default_factory=list)
+    notifications: list[str] = field(default_factory=list)  # message text, for dry runs and the CLI
+    notified: int = 0
+    notify_failed: int = 0
     sample_markdown: str = ""
     sample_html: str = ""
     sample_member_hashes: list[str] = field(default_factory=list)

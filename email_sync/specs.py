@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from email_sync.notify.spec import NotifySpec, notify_from_meta
 from onramp.errors import OnrampError
 
 _NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
@@ -44,6 +45,7 @@ class SegmentSpec:
     email: EmailSpec | None = None
     reentry: bool = True
     requires_fresh_events: bool = False
+    notify: NotifySpec | None = None
     meta: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -57,7 +59,7 @@ class SegmentSpec:
 
     @property
     def syncs_anything(self) -> bool:
-        return self.email is not None or self.list_name is not None
+        return self.email is not None or self.list_name is not None or self.notify is not None
 
 
 def _bool(value: Any, what: str) -> bool:
@@ -118,6 +120,7 @@ def spec_from_meta(
         requires_fresh_events=_bool(
             meta.get("requires_fresh_events", False), f"{where}: requires_fresh_events"
         ),
+        notify=notify_from_meta(name, meta.get("notify")),
         meta=dict(meta),
     )
 

@@ -40,8 +40,11 @@ from email_sync.membership import (
     check_segment_table,
     diff_membership,
     refresh_statistics,
+    segment_columns,
     write_membership,
 )
+from email_sync.notify import as_text, build_payload, post_due
+from email_sync.notify import record as record_notification
 from email_sync.providers import Provider, get_provider
 from email_sync.render import Renderer
 from email_sync.result import SyncResult
@@ -213,6 +216,8 @@ def _sync_locked(
                 sync_list(conn, spec, provider, result)
             ledger.count_run(conn, spec, run_id, settings.max_send_attempts, result)
             conn.commit()
+            if spec.notify:
+                _post_notifications(conn, settings, spec, result)
             finish_run(conn, run_id, "ok", result, "; ".join(result.notes) or None)
         except BlastRadiusExceeded as exc:
             result.status = "refused"
@@ -277,6 +282,8 @@ def _decide(
         write_membership(conn, spec, as_of, clock)
         guardrails.drop_held_entries(conn, plan)
         r.diff_seconds = time.perf_counter() - t0
+        if spec.notify:
+            _decide_notification(conn, settings, spec, as_of, run_id, r, dry)
         if spec.email:
             _decide_messages(conn, settings, spec, run_id, r, provider, clock)
             r.skipped = max(r.skipped - plan.held(diff.entered), 0)  # held: noted, not skipped
@@ -314,3 +321,56 @@ def _decide_messages(
         guardrails.refresh_suppressions(conn, provider)
     guardrails.suppress(conn, spec, run_id)
     guardrails.apply_frequency_cap(conn, settings, run_id, clock)
+
+
+def _decide_notification(
+    conn: sa.Connection,
+    settings: Settings,
+    spec: SegmentSpec,
+    as_of: date,
+    run_id: int,
+    r: SyncResult,
+    dry: bool,
+) -> None:
+    """The team message for this run's diff, recorded with the membership it reports (a dry
+    run only renders it). A destination whose URL variable is unset is named, not recorded."""
+    assert spec.notify is not None
+    payload = build_payload(
+        conn,
+        spec.name,
+        spec.relation,
+        segment_columns(conn, spec),
+        spec.notify,
+        as_of,
+        settings.dashboard_url,
+    )
+    if payload is None:
+        return
+    text = as_text(payload)
+    if dry:
+        r.notifications.append(f"would post:\n{text}")
+        return
+    missing = record_notification(conn, spec.name, run_id, spec.notify, payload, as_of)
+    if missing:
+        r.notifications.append(f"not posted (set {', '.join(missing)} to post):\n{text}")
+    if len(missing) < len(spec.notify.destinations):
+        r.notifications.append(f"posting:\n{text}")
+
+
+def _post_notifications(
+    conn: sa.Connection, settings: Settings, spec: SegmentSpec, r: SyncResult
+) -> None:
+    """After the run's commit: post what this run (and failed earlier runs) recorded."""
+    outcome = post_due(
+        conn,
+        spec.name,
+        max_attempts=settings.max_send_attempts,
+        timeout_s=settings.http_timeout_s,
+    )
+    r.notified += outcome.posted
+    r.notify_failed += outcome.failed + outcome.rejected
+    if outcome.failed or outcome.rejected:
+        r.notes.append(
+            f"team notification: {outcome.failed} failed (retried next run), "
+            f"{outcome.rejected} rejected"
+        )

@@ -80,6 +80,8 @@ def demo(as_of: dt.datetime | None, developers: int, days: int, seed: int, dry_r
             for name, members in result.segments.items()
         ],
     )
+    for text in result.notifications:
+        click.echo("\nteam notification " + text.strip())
     if result.held_back:
         click.echo(f"\nheld back (raw events stale): {', '.join(result.held_back)}")
     where = "nothing written (dry run)" if result.dry_run else f"in {result.outbox_dir}"

@@ -65,6 +65,7 @@ class Settings:
     hubspot_access_token: str | None = field(default=None, repr=False)
     hubspot_api_host: str | None = None
     hubspot_company_id_property: str = "onramp_company_id"
+    dashboard_url: str | None = None
 
     @property
     def postgres_dir(self) -> Path:
@@ -112,4 +113,5 @@ class Settings:
             hubspot_company_id_property=(
                 os.environ.get("HUBSPOT_COMPANY_ID_PROPERTY", "").strip() or "onramp_company_id"
             ),
+            dashboard_url=os.environ.get("ONRAMP_DASHBOARD_URL") or None,
         )

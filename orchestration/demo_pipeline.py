@@ -51,6 +51,7 @@ class DemoResult:
     funnel: dict[str, int] = field(default_factory=dict)  # stage -> developers on the as-of day
     segments: dict[str, int] = field(default_factory=dict)  # segment -> members (every seg_ table)
     syncs: dict[str, dict[str, Any]] = field(default_factory=dict)  # segment -> counts + flags
+    notifications: list[str] = field(default_factory=list)  # team messages, posted or not
     dry_run: bool = False
     log_path: Path | None = None  # dbt's console output of the run, when quiet
 
@@ -331,6 +332,8 @@ def run_demo_pipeline(
             sync = {k: int(values.get(k, 0)) for k in SYNC_COUNTS}
             sync["held_back"] = bool(values.get("held_back"))
             sync["dry_run"] = bool(values.get("dry_run"))
+            if values.get("team_notification"):
+                demo.notifications.append(str(values["team_notification"]).replace("```", ""))
             demo.syncs[key[len("sync_") :]] = sync
     demo.funnel = _funnel(engine, as_of)
     demo.segments = _segment_sizes(engine)

@@ -20,6 +20,7 @@ final as (
         role,
         company_name,
         marketing_opt_in,
+        plan,
         current_stage as stage,
         top_route,
         last_call_at,

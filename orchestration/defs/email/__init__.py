@@ -106,6 +106,12 @@ def _metadata(result, held_back: EventFreshness | None, freshness: EventFreshnes
     if getattr(result, "list_added", 0) or getattr(result, "list_removed", 0):
         metadata["list_added"] = result.list_added
         metadata["list_removed"] = result.list_removed
+    notifications = list(getattr(result, "notifications", []) or [])
+    if notifications:  # the message text only: webhook URLs never reach metadata
+        metadata["team_notification"] = dg.MetadataValue.md(
+            "\n\n".join(f"```\n{text}\n```" for text in notifications)
+        )
+        metadata["notified"] = getattr(result, "notified", 0)
     notes = list(getattr(result, "notes", []) or [])
     if held_back is not None:
         notes.insert(0, f"sends held back: {held_back.describe()}")

@@ -167,11 +167,11 @@ def main(argv: list[str] | None = None) -> int:
     import pgserver
 
     from ingest.loader import load_manifest_dir
-    from sample_data import generate
     from ingest.schema import ensure_raw_schema
     from onramp.dbt import run_dbt
     from onramp.warehouse import get_engine
     from report.build import render_report
+    from sample_data import generate
 
     with tempfile.TemporaryDirectory(prefix="onramp-screenshot-") as tmp:
         home = Path(tmp)

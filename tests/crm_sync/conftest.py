@@ -63,9 +63,9 @@ def pumps(
     """Sample data (60 developers, 35 days) loaded and built with dbt once, up to the pumps (and
     the pumps' own tests); the built pumps are copied to crm_test_copy for per-test restores."""
     from ingest.loader import load_manifest_dir
-    from ingest.sample_data import generate
     from ingest.schema import ensure_raw_schema
     from onramp.dbt import run_dbt
+    from sample_data import generate
 
     saved = {
         k: os.environ.get(k) for k in ("ONRAMP_DATABASE_URL", "DBT_TARGET_PATH", "DBT_LOG_PATH")

@@ -195,9 +195,9 @@ def report_warehouse(
 ) -> ReportWarehouse:
     """Sample data loaded, campaign history written, every model built once (dbt build)."""
     from ingest.loader import load_manifest_dir
-    from sample_data import generate
     from ingest.schema import ensure_raw_schema
     from onramp.dbt import run_dbt
+    from sample_data import generate
 
     work = tmp_path_factory.mktemp("dbt")
     os.environ["DBT_TARGET_PATH"] = str(work / "target")

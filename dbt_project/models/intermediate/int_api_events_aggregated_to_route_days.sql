@@ -43,22 +43,23 @@ events_in_scope as (
 
 ),
 
-paths_in_scope as (
-
-    select distinct request_path
-    from events_in_scope
-
-),
-
 paths_routed as (
 
+    -- one row per distinct path of the days in scope, its route computed after the grouping
+    -- (once per path; computed in a plain subquery, the regex would run once per joined call).
+    -- A second scan of those days rather than a second read of events_in_scope: PostgreSQL
+    -- writes a CTE read twice out whole (every event) before reading it.
     select
-        request_path,
+        coalesce(request_path, '') as request_path,
         case
-            when request_path = '' then '(none)'
-            else {{ normalize_route('request_path') }}
+            when coalesce(request_path, '') = '' then '(none)'
+            else {{ normalize_route("coalesce(request_path, '')") }}
         end as route
-    from paths_in_scope
+    from {{ ref('stg_raw__api_events') }}
+    where
+        occurred_at < {{ as_of_end_timestamp() }}
+        and occurred_at >= {{ utc_timestamp_literal(incremental_start_str()) }}
+    group by coalesce(request_path, '')
 
 ),
 

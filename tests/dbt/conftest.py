@@ -12,7 +12,8 @@ The session plays three daily partitions, as Dagster runs them, with late events
    and compare with the copy: an incremental run must equal a full refresh.
 
 Every incremental run records which days of each day-grained model it rewrote (row xmin), so the
-tests can check it rebuilt only the as-of day and the lookback days, including the late day.
+tests can check it rebuilt only the as-of day and the lookback days, including the late day. The
+runs look back 3 days, so one of them starts on a Sunday and rebuilds two weeks of the weekly model.
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ import pytest
 import sqlalchemy as sa
 
 AS_OF = date(2026, 11, 26)
-LOOKBACK_DAYS = 1  # dbt_project.yml var incremental_lookback_days
+# var incremental_lookback_days of the incremental runs (default 1): 3, so that the run as of
+# Wednesday AS_OF - 1 rebuilds from Sunday and int_route_days_aggregated_to_weeks rebuilds two weeks
+LOOKBACK_DAYS = 3
 # day-grained incremental models: schema and day column (dbt delete+insert on that day)
 INCREMENTAL_MODELS = {
     "fct_developer_daily_usage": ("marts", "usage_date"),
@@ -36,6 +39,8 @@ INCREMENTAL_MODELS = {
     "fct_stage_counts_daily": ("marts", "stage_date"),
     "fct_stage_transitions_daily": ("marts", "stage_date"),
 }
+# incremental by week: schema and week column
+WEEKLY_MODELS = {"int_route_days_aggregated_to_weeks": ("intermediate", "week_start")}
 # every table the runs leave is compared with its full refresh, incremental or not
 COMPARED_SCHEMAS = ("intermediate", "marts", "segments")
 LATE_EVENTS_PER_DAY = 5
@@ -56,9 +61,10 @@ class Built:
 
 
 def _row_versions(conn: sa.Connection) -> dict[str, set]:
-    """(day, xmin) of every row of the day-grained models: a rewritten row gets a new xmin."""
+    """(day or week, xmin) of every row of the incremental models: a rewritten row gets a new
+    xmin."""
     out = {}
-    for model, (schema, day_col) in INCREMENTAL_MODELS.items():
+    for model, (schema, day_col) in (INCREMENTAL_MODELS | WEEKLY_MODELS).items():
         rows = conn.execute(sa.text(f"select {day_col}, xmin::text from {schema}.{model}"))
         out[model] = {tuple(r) for r in rows}
     return out
@@ -129,7 +135,9 @@ def built(engine: sa.Engine, tmp_path_factory: pytest.TempPathFactory) -> Built:
         with engine.begin() as conn:
             before = _row_versions(conn)
             _land(conn, late_day)
-        run_dbt(["run"], as_of=as_of)
+        run_dbt(
+            ["run", "--vars", json.dumps({"incremental_lookback_days": LOOKBACK_DAYS})], as_of=as_of
+        )
         with engine.connect() as conn:
             after = _row_versions(conn)
         result.changed_days[as_of] = {

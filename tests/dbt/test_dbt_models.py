@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from ingest.sample_data import SEGMENTS
-from tests.dbt.conftest import INCREMENTAL_MODELS, LOOKBACK_DAYS, Built, read_csv
+from tests.dbt.conftest import INCREMENTAL_MODELS, LOOKBACK_DAYS, WEEKLY_MODELS, Built, read_csv
 
 # expected_members.csv's `detail` column, per segment
 DETAIL = {
@@ -109,10 +109,26 @@ def test_incremental_runs_rebuilt_only_the_lookback_days(built: Built) -> None:
     """A run as of D deletes and inserts D and the lookback days before it, nothing older."""
     assert len(built.changed_days) == 2
     for as_of, changed in built.changed_days.items():
-        for model, days in changed.items():
+        for model in INCREMENTAL_MODELS:
+            days = changed[model]
             assert as_of in days, (as_of, model)
             assert min(days) >= as_of - timedelta(days=LOOKBACK_DAYS), (as_of, model, sorted(days))
             assert max(days) == as_of, (as_of, model)
+
+
+def test_a_run_rebuilds_the_weeks_of_its_lookback_days(built: Built) -> None:
+    """Weeks start on Monday: the run whose first lookback day is a Sunday rebuilds two weeks."""
+    for as_of, changed in built.changed_days.items():
+        first = as_of - timedelta(days=LOOKBACK_DAYS)
+        expected = {
+            first - timedelta(days=first.weekday()),
+            as_of - timedelta(days=as_of.weekday()),
+        }
+        for model in WEEKLY_MODELS:
+            assert changed[model] == expected, (as_of, model)
+    assert any(
+        len(changed[m]) == 2 for changed in built.changed_days.values() for m in WEEKLY_MODELS
+    )
 
 
 def test_late_events_rebuild_their_day(built: Built, engine: sa.Engine) -> None:

@@ -1,13 +1,13 @@
 {#
     Developer x route: when a developer first and last called a route, and how much. A table
-    rebuilt every run from the route-days up to the as-of day (one aggregate over
-    int_api_events_aggregated_to_route_days, never over raw events).
+    rebuilt every run from the weekly route usage up to the as-of week (a few rows per developer
+    and route, never raw events or route-days; the as-of week holds its days up to the as-of day).
 #}
 with
 
-int_api_events_aggregated_to_route_days as (
+int_route_days_aggregated_to_weeks as (
 
-    select * from {{ ref('int_api_events_aggregated_to_route_days') }}
+    select * from {{ ref('int_route_days_aggregated_to_weeks') }}
 
 ),
 
@@ -22,15 +22,15 @@ adoption as (
     select
         developer_id,
         route,
-        min(first_event_at) as first_call_at,
-        max(last_event_at) as last_call_at,
-        min(usage_date) as first_call_date,
-        max(usage_date) as last_call_date,
-        count(*) as active_days,
+        min(first_call_at) as first_call_at,
+        max(last_call_at) as last_call_at,
+        min(first_call_date) as first_call_date,
+        max(last_call_date) as last_call_date,
+        cast(sum(active_days) as bigint) as active_days,
         cast(sum(events) as bigint) as events,
         cast(sum(successful_events) as bigint) as successful_events
-    from int_api_events_aggregated_to_route_days
-    where usage_date <= {{ as_of_date() }}
+    from int_route_days_aggregated_to_weeks
+    where week_start <= {{ as_of_date() }}
     group by developer_id, route
 
 ),

@@ -25,6 +25,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	eval "$$($(BIN)/python -m onramp.dbt env)" && $(BIN)/sqlfluff lint dbt_project/models
+	eval "$$($(BIN)/python -m onramp.dbt env)" && DBT_TARGET_PATH=target $(BIN)/dbt parse --project-dir . --quiet && $(BIN)/dbt-bouncer run --config-file dbt-bouncer.yml
 
 format: $(STAMP)
 	$(BIN)/ruff format .

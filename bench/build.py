@@ -294,12 +294,28 @@ def model_seconds(target: Path) -> tuple[float, int]:
     return sum(r["execution_time"] for r in models), len(models)
 
 
+def strategies(target: Path) -> list[str]:
+    """How each model of the last manifest is materialised (with its strategy and key)."""
+    nodes = json.loads((target / "manifest.json").read_text())["nodes"].values()
+    out = []
+    for node in sorted(nodes, key=lambda n: n["name"]):
+        if node["resource_type"] != "model":
+            continue
+        config = node["config"]
+        how = config["materialized"]
+        if how == "incremental":
+            how += f" {config.get('incremental_strategy')} on {config.get('unique_key')}"
+        out.append(f"{node['name']}: {how}")
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=10_000_000)
     parser.add_argument("--developers", type=int, default=20_000)
     parser.add_argument("--days", type=int, default=60)
     parser.add_argument("--keep", action="store_true", help="Keep the temp PostgreSQL dir.")
+    parser.add_argument("--floor-runs", type=int, default=2, help="Runs of the floor (best kept).")
     parser.add_argument(
         "--reuse", type=Path, help="Reuse the data of an earlier --keep run (its temp dir)."
     )
@@ -361,7 +377,7 @@ def main() -> int:
             conn.execute(sa.text("create schema if not exists bench"))
             conn.execute(sa.text("select count(*) from raw.api_events"))  # warm the cache
         floors = []
-        for _ in range(2):
+        for _ in range(max(1, args.floor_runs)):
             with engine.begin() as conn:
                 conn.execute(sa.text("drop table if exists bench.floor_daily_usage"))
                 conn.execute(sa.text("set local work_mem = '256MB'"))  # as the models' pre-hook
@@ -421,6 +437,7 @@ def main() -> int:
             (r for r in results if r["unique_id"].startswith("model.")),
             key=lambda r: -r["execution_time"],
         )
+        print("  materializations: " + "; ".join(s for s in strategies(target) if "incr" in s))
         print("  model times of the incremental build:")
         for r in models:
             print(f"    {r['unique_id'].split('.')[2]:<45} {r['execution_time']:6.2f} s")

@@ -41,3 +41,17 @@
         + modules.datetime.timedelta(days=1) -%}
     {{ utc_timestamp_literal(d.isoformat()) }}
 {%- endmacro %}
+
+{#
+    The first day an incremental run of a day-grained model rebuilds: the as-of day minus var
+    incremental_lookback_days, so events that landed after a day was built are picked up. A full
+    refresh has no lower bound ('0001-01-01'). One plain condition either way (no Jinja branch
+    inside a WHERE clause). The models use dbt's own delete+insert on their day column: the days
+    from this one to the as-of day are deleted and inserted again, older days are kept.
+#}
+{% macro incremental_start_str() -%}
+    {%- if is_incremental() -%}
+        {{- return(as_of_minus_str(var('incremental_lookback_days') | int)) -}}
+    {%- endif -%}
+    {{- return('0001-01-01') -}}
+{%- endmacro %}

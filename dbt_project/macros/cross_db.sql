@@ -67,6 +67,10 @@
 {%- endmacro %}
 
 {% macro default__set_work_mem() -%}
+    select 1
+{%- endmacro %}
+
+{% macro postgres__set_work_mem() -%}
     {%- if var('work_mem', none) -%}
         set local work_mem = '{{ var("work_mem") }}'
     {%- else -%}

@@ -11,7 +11,12 @@
     {{ return(adapter.dispatch('ensure_raw_event_index', 'onramp')()) }}
 {% endmacro %}
 
+{# Other warehouses prune by partition or file statistics instead. #}
 {% macro default__ensure_raw_event_index() %}
+    select 1
+{% endmacro %}
+
+{% macro postgres__ensure_raw_event_index() %}
     {%- set relation = source('raw', 'api_events') -%}
     do $$
     begin

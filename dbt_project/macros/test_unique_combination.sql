@@ -1,8 +1,9 @@
 {#
     Generic test for the grain of a model: no row has a null in `columns` and no two rows share
     the same values of `columns` (unique + not_null in one scan). With `day_column`, an
-    incremental run checks only the days it rebuilt (incremental_lookback_days + 1 days back from
-    the as-of day), so the test costs as little as the run; a full refresh checks every row.
+    incremental run checks only the days it rebuilt (the as-of day and incremental_lookback_days
+    days before it, see incremental_start_str()), so the test costs as little as the run; a full
+    refresh checks every row.
 #}
 {% test unique_combination(model, columns, day_column=none) %}
 
@@ -13,7 +14,7 @@ scoped as (
     select {{ columns | join(', ') }}
     from {{ model }}
     {%- if day_column is not none and not flags.FULL_REFRESH %}
-    where {{ day_column }} >= {{ as_of_minus(var('incremental_lookback_days') | int + 1) }}
+    where {{ day_column }} >= {{ as_of_minus(var('incremental_lookback_days') | int) }}
     {%- endif %}
 
 )

@@ -1,6 +1,6 @@
 {#
     Generic test: `column_name` is unique among the rows whose `timestamp_column` falls in the days
-    an incremental build rebuilds (as-of day minus incremental_lookback_days + 1, on). Older days
+    an incremental build rebuilds (as-of day minus incremental_lookback_days, on). Older days
     were checked when they landed; checking 10M events on every build would cost as much as the
     build. raw.api_events' unique index on event_id guarantees it anyway; this catches any other
     path that writes events.
@@ -9,7 +9,7 @@
 
 select {{ column_name }}
 from {{ model }}
-where {{ timestamp_column }} >= {{ utc_timestamp_literal(as_of_minus_str(var('incremental_lookback_days') | int + 1)) }}
+where {{ timestamp_column }} >= {{ utc_timestamp_literal(as_of_minus_str(var('incremental_lookback_days') | int)) }}
 group by {{ column_name }}
 having count(*) > 1
 

@@ -1,17 +1,26 @@
 """One dbt build per session on generated sample data, shared by every test in tests/dbt/.
 
-The session: generate sample data (fixed as-of date), load it but hold back a few events of
-the day before the as-of day, build everything as of that day (full refresh), load the held-back
-events (late events), run the models again as of the as-of day (incremental: the as-of day's
-events are the "new" ones) and keep a copy of the incremental tables, then a full-refresh build
-(models + tests, through `onramp build`) as of the as-of day that the tests read.
+The session plays three daily partitions, as Dagster runs them, with late events:
+
+1. generate sample data (fixed as-of date) and load it, holding back a few events of each of
+   the two days before the as-of day;
+2. build every model as of AS_OF - 2 (full refresh: the first partition);
+3. load the held-back events of AS_OF - 2, run as of AS_OF - 1 (incremental);
+4. load the held-back events of AS_OF - 1, run as of AS_OF (incremental), and keep a copy of every
+   table it left;
+5. a full-refresh build (models + tests, through `onramp build`) as of AS_OF, which the tests read
+   and compare with the copy: an incremental run must equal a full refresh.
+
+Every incremental run records which days of each day-grained model it rewrote (row xmin), so the
+tests can check it rebuilt only the as-of day and the lookback days, including the late day. The
+runs look back 3 days, so one of them starts on a Sunday and rebuilds two weeks of the weekly model.
 """
 
 from __future__ import annotations
 
 import csv
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -19,23 +28,22 @@ import pytest
 import sqlalchemy as sa
 
 AS_OF = date(2026, 11, 26)
+# var incremental_lookback_days of the incremental runs (default 1): 3, so that the run as of
+# Wednesday AS_OF - 1 rebuilds from Sunday and int_route_days_aggregated_to_weeks rebuilds two weeks
+LOOKBACK_DAYS = 3
+# day-grained incremental models: schema and day column (dbt delete+insert on that day)
 INCREMENTAL_MODELS = {
     "fct_developer_daily_usage": ("marts", "usage_date"),
     "fct_developer_stage_daily": ("marts", "stage_date"),
     "int_api_events_aggregated_to_route_days": ("intermediate", "usage_date"),
+    "fct_stage_counts_daily": ("marts", "stage_date"),
+    "fct_stage_transitions_daily": ("marts", "stage_date"),
 }
-# models compared with their full refresh, not version-checked (no developer x day grain)
-INCREMENTAL_AGGREGATES = {
-    "fct_stage_counts_daily": "marts",
-    "fct_stage_transitions_daily": "marts",
-    "int_request_paths_normalized": "intermediate",
-    # developer x route: kept settled days merged with the newly settled ones, plus recent days
-    "int_route_adoption_settled": "intermediate",
-    "fct_route_adoption": "marts",
-    # developer x month over settled days, and the per-developer totals on top of it
-    "int_developer_usage_settled": "intermediate",
-    "int_developers_usage_summarized": "intermediate",
-}
+# incremental by week: schema and week column
+WEEKLY_MODELS = {"int_route_days_aggregated_to_weeks": ("intermediate", "week_start")}
+# every table the runs leave is compared with its full refresh, incremental or not
+COMPARED_SCHEMAS = ("intermediate", "marts", "segments")
+LATE_EVENTS_PER_DAY = 5
 
 
 @dataclass
@@ -45,19 +53,51 @@ class Built:
     manifest: dict
     build_output: str
     build_exit_code: int
-    first_rebuilt_day: date
-    changed_days: dict[str, set[date]]
+    # per incremental run (its as-of day): model -> days whose rows it rewrote
+    changed_days: dict[date, dict[str, set[date]]] = field(default_factory=dict)
+    # per incremental run: the day whose late events were loaded just before it
+    late_days: dict[date, date] = field(default_factory=dict)
+    compared_tables: list[str] = field(default_factory=list)
 
 
 def _row_versions(conn: sa.Connection) -> dict[str, set]:
-    """(developer, day, xmin) of every row: a row the run rewrote gets a new xmin."""
+    """(day or week, xmin) of every row of the incremental models: a rewritten row gets a new
+    xmin."""
     out = {}
-    for model, (schema, day_col) in INCREMENTAL_MODELS.items():
-        rows = conn.execute(
-            sa.text(f"select developer_id, {day_col}, xmin::text from {schema}.{model}")
-        )
+    for model, (schema, day_col) in (INCREMENTAL_MODELS | WEEKLY_MODELS).items():
+        rows = conn.execute(sa.text(f"select {day_col}, xmin::text from {schema}.{model}"))
         out[model] = {tuple(r) for r in rows}
     return out
+
+
+def _hold_back(conn: sa.Connection, day: date) -> None:
+    """Move a few events of `day` from raw.api_events to a side table (they arrive late)."""
+    table = f"public.dbt_test_late_{day:%Y%m%d}"
+    conn.execute(sa.text(f"drop table if exists {table}"))
+    conn.execute(
+        sa.text(
+            f"create table {table} as select * from raw.api_events"
+            " where occurred_at >= :day and occurred_at < :next order by event_id limit :n"
+        ),
+        {
+            "day": f"{day}T00:00:00+00:00",
+            "next": f"{day + timedelta(days=1)}T00:00:00+00:00",
+            "n": LATE_EVENTS_PER_DAY,
+        },
+    )
+    assert conn.execute(sa.text(f"select count(*) from {table}")).scalar_one() == (
+        LATE_EVENTS_PER_DAY
+    )
+    conn.execute(
+        sa.text(f"delete from raw.api_events where event_id in (select event_id from {table})")
+    )
+
+
+def _land(conn: sa.Connection, day: date) -> None:
+    """Load the held-back events of `day`."""
+    table = f"public.dbt_test_late_{day:%Y%m%d}"
+    conn.execute(sa.text(f"insert into raw.api_events select * from {table}"))
+    conn.execute(sa.text(f"drop table {table}"))
 
 
 @pytest.fixture(scope="session")
@@ -81,58 +121,52 @@ def built(engine: sa.Engine, tmp_path_factory: pytest.TempPathFactory) -> Built:
     ensure_raw_schema(engine)
     load_manifest_dir(engine, sample_dir)
 
-    lookback = 0  # dbt_project.yml var incremental_lookback_days
-    # a few events of the day before the as-of day arrive late: held back from the first build,
-    # loaded before the incremental run, which must then rebuild that day too
-    late_day = AS_OF - timedelta(days=1)
+    first, *incremental_days = [AS_OF - timedelta(days=n) for n in (2, 1, 0)]
     with engine.begin() as conn:
-        conn.execute(sa.text("drop table if exists public.dbt_test_late_events"))
-        conn.execute(
-            sa.text(
-                "create table public.dbt_test_late_events as select * from raw.api_events"
-                " where occurred_at >= :day and occurred_at < :next order by event_id limit 5"
-            ),
-            {"day": f"{late_day}T00:00:00+00:00", "next": f"{AS_OF}T00:00:00+00:00"},
+        for day in (first, *incremental_days[:-1]):
+            _hold_back(conn, day)
+    run_dbt(["run", "--full-refresh"], as_of=first)
+
+    result = Built(
+        sample_dir=sample_dir, as_of=AS_OF, manifest={}, build_output="", build_exit_code=-1
+    )
+    for as_of in incremental_days:
+        late_day = as_of - timedelta(days=1)
+        with engine.begin() as conn:
+            before = _row_versions(conn)
+            _land(conn, late_day)
+        run_dbt(
+            ["run", "--vars", json.dumps({"incremental_lookback_days": LOOKBACK_DAYS})], as_of=as_of
         )
-        late = conn.execute(sa.text("select count(*) from public.dbt_test_late_events"))
-        assert late.scalar_one() == 5
-        conn.execute(
-            sa.text(
-                "delete from raw.api_events"
-                " where event_id in (select event_id from public.dbt_test_late_events)"
-            )
-        )
-    run_dbt(["run", "--full-refresh"], as_of=late_day)
+        with engine.connect() as conn:
+            after = _row_versions(conn)
+        result.changed_days[as_of] = {
+            model: {row[0] for row in before[model] ^ after[model]} for model in before
+        }
+        result.late_days[as_of] = late_day
+
     with engine.begin() as conn:
-        before = _row_versions(conn)
-        conn.execute(
-            sa.text("insert into raw.api_events select * from public.dbt_test_late_events")
-        )
-        conn.execute(sa.text("drop table public.dbt_test_late_events"))
-    run_dbt(["run", "--select", *INCREMENTAL_MODELS, *INCREMENTAL_AGGREGATES], as_of=AS_OF)
-    with engine.begin() as conn:
-        after = _row_versions(conn)
         conn.execute(sa.text("drop schema if exists incremental_copy cascade"))
         conn.execute(sa.text("create schema incremental_copy"))
-        copies = {m: s for m, (s, _) in INCREMENTAL_MODELS.items()} | INCREMENTAL_AGGREGATES
-        for model, schema in copies.items():
+        tables = conn.execute(
+            sa.text(
+                "select table_schema, table_name from information_schema.tables"
+                " where table_schema in :schemas and table_type = 'BASE TABLE'"
+            ).bindparams(sa.bindparam("schemas", expanding=True)),
+            {"schemas": list(COMPARED_SCHEMAS)},
+        ).all()
+        for schema, table in tables:
             conn.execute(
-                sa.text(f"create table incremental_copy.{model} as select * from {schema}.{model}")
+                sa.text(f"create table incremental_copy.{table} as select * from {schema}.{table}")
             )
-    changed = {model: {row[1] for row in before[model] ^ after[model]} for model in before}
+            result.compared_tables.append(f"{schema}.{table}")
 
-    result = CliRunner().invoke(build, ["--as-of", AS_OF.isoformat(), "--full-refresh"])
+    run = CliRunner().invoke(build, ["--as-of", AS_OF.isoformat(), "--full-refresh"])
     manifest_file = Path(os.environ["DBT_TARGET_PATH"]) / "manifest.json"
-    manifest = json.loads(manifest_file.read_text())
-    return Built(
-        sample_dir=sample_dir,
-        as_of=AS_OF,
-        manifest=manifest,
-        build_output=result.output + (repr(result.exception) if result.exception else ""),
-        build_exit_code=result.exit_code,
-        first_rebuilt_day=AS_OF - timedelta(days=1 + lookback),
-        changed_days=changed,
-    )
+    result.manifest = json.loads(manifest_file.read_text())
+    result.build_output = run.output + (repr(run.exception) if run.exception else "")
+    result.build_exit_code = run.exit_code
+    return result
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:

@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from sample_data import SEGMENTS
-from tests.dbt.conftest import INCREMENTAL_AGGREGATES, INCREMENTAL_MODELS, Built, read_csv
+from tests.dbt.conftest import INCREMENTAL_MODELS, LOOKBACK_DAYS, WEEKLY_MODELS, Built, read_csv
 
 # expected_members.csv's `detail` column, per segment
 DETAIL = {
@@ -88,67 +88,75 @@ def test_events_after_the_as_of_day_are_ignored(built: Built, engine: sa.Engine)
     assert last_day == built.as_of
 
 
-def test_incremental_run_equals_full_refresh(built: Built, engine: sa.Engine) -> None:
-    copies = {m: s for m, (s, _) in INCREMENTAL_MODELS.items()} | INCREMENTAL_AGGREGATES
+def test_incremental_runs_equal_full_refresh(built: Built, engine: sa.Engine) -> None:
+    """Three daily partitions run one after the other, with late events, give the tables of one
+    full refresh: every table of intermediate, marts and segments."""
+    assert {f"{s}.{m}" for m, (s, _) in INCREMENTAL_MODELS.items()} <= set(built.compared_tables)
+    assert len([t for t in built.compared_tables if t.startswith("segments.")]) == len(SEGMENTS)
     diff = "select count(*) from (select * from {} except all select * from {}) d"
     with engine.connect() as conn:
-        for model, schema in copies.items():
-            full, incremental = f"{schema}.{model}", f"incremental_copy.{model}"
+        for table in built.compared_tables:
+            full, incremental = table, f"incremental_copy.{table.split('.')[1]}"
             only_full = conn.execute(sa.text(diff.format(full, incremental))).scalar_one()
             only_incremental = conn.execute(sa.text(diff.format(incremental, full))).scalar_one()
-            total = conn.execute(sa.text(f"select count(*) from {full}")).scalar_one()
+            assert (only_full, only_incremental) == (0, 0), table
+        for model, (schema, _) in INCREMENTAL_MODELS.items():
+            total = conn.execute(sa.text(f"select count(*) from {schema}.{model}")).scalar_one()
             assert total > 0, model
-            assert (only_full, only_incremental) == (0, 0), model
 
 
-def test_usage_summary_equals_one_pass_over_the_daily_usage(
-    built: Built, engine: sa.Engine
-) -> None:
-    # settled months + recent days (full refresh and incremental run) against every day at once
-    direct = """
-        select
-            developer_id,
-            min(usage_date) as first_event_date,
-            min(case when successful_events > 0 then usage_date end) as first_success_date,
-            max(usage_date) as last_event_date,
-            min(first_event_at) as first_event_at,
-            min(first_success_at) as first_success_at,
-            max(last_event_at) as last_event_at,
-            sum(events) as lifetime_events,
-            sum(successful_events) as lifetime_successful_events,
-            coalesce(sum(case when usage_date >= date_trunc('month', cast(:as_of as date))
-                then events end), 0) as month_to_date_events
-        from marts.fct_developer_daily_usage
-        where usage_date <= :as_of
-        group by developer_id
-    """
-    columns = (
-        "developer_id, first_event_date, first_success_date, last_event_date, first_event_at,"
-        " first_success_at, last_event_at, lifetime_events, lifetime_successful_events,"
-        " month_to_date_events"
+def test_incremental_runs_rebuilt_only_the_lookback_days(built: Built) -> None:
+    """A run as of D deletes and inserts D and the lookback days before it, nothing older."""
+    assert len(built.changed_days) == 2
+    for as_of, changed in built.changed_days.items():
+        for model in INCREMENTAL_MODELS:
+            days = changed[model]
+            assert as_of in days, (as_of, model)
+            assert min(days) >= as_of - timedelta(days=LOOKBACK_DAYS), (as_of, model, sorted(days))
+            assert max(days) == as_of, (as_of, model)
+
+
+def test_a_run_rebuilds_the_weeks_of_its_lookback_days(built: Built) -> None:
+    """Weeks start on Monday: the run whose first lookback day is a Sunday rebuilds two weeks."""
+    for as_of, changed in built.changed_days.items():
+        first = as_of - timedelta(days=LOOKBACK_DAYS)
+        expected = {
+            first - timedelta(days=first.weekday()),
+            as_of - timedelta(days=as_of.weekday()),
+        }
+        for model in WEEKLY_MODELS:
+            assert changed[model] == expected, (as_of, model)
+    assert any(
+        len(changed[m]) == 2 for changed in built.changed_days.values() for m in WEEKLY_MODELS
     )
+
+
+def test_late_events_rebuild_their_day(built: Built, engine: sa.Engine) -> None:
+    # events of the day before each run's as-of day landed after that day was built: the run
+    # rebuilt it (its rows are new), and the usage now counts every event of that day
+    for as_of, late_day in built.late_days.items():
+        for model in INCREMENTAL_MODELS:
+            assert late_day in built.changed_days[as_of][model], (as_of, model)
     with engine.connect() as conn:
-        expected = set(conn.execute(sa.text(direct), {"as_of": built.as_of}))
-        assert len(expected) > 10
-        assert any(row.month_to_date_events < row.lifetime_events for row in expected)
-        for schema in ("intermediate", "incremental_copy"):
-            found = conn.execute(
-                sa.text(f"select {columns} from {schema}.int_developers_usage_summarized")
-            )
-            assert set(found) == expected, schema
-
-
-def test_incremental_run_rebuilt_only_the_recent_days(built: Built) -> None:
-    for model, days in built.changed_days.items():
-        assert built.as_of in days, model
-        assert min(days) >= built.first_rebuilt_day, (model, sorted(days)[:3])
-
-
-def test_late_events_rebuild_their_day(built: Built) -> None:
-    # events of the day before the as-of day landed after it was built: that day is rebuilt,
-    # and so are its stages (their per-developer event counts no longer match the usage facts)
-    for model in INCREMENTAL_MODELS:
-        assert built.as_of - timedelta(days=1) in built.changed_days[model], model
+        for late_day in built.late_days.values():
+            counted = conn.execute(
+                sa.text(
+                    "select sum(events) from incremental_copy.fct_developer_daily_usage"
+                    " where usage_date = :d"
+                ),
+                {"d": late_day},
+            ).scalar_one()
+            landed = conn.execute(
+                sa.text(
+                    "select count(*) from raw.api_events"
+                    " where occurred_at >= :d and occurred_at < :next"
+                ),
+                {
+                    "d": f"{late_day}T00:00:00+00:00",
+                    "next": f"{late_day + timedelta(days=1)}T00:00:00+00:00",
+                },
+            ).scalar_one()
+            assert counted == landed, late_day
 
 
 def test_one_stage_per_developer_and_day(engine: sa.Engine, built: Built) -> None:

@@ -1,35 +1,29 @@
 {#
     Developer x day x route: the one pass over the events for routes, so route adoption,
-    distinct routes per day, top routes and unused features never rescan events. Routes come
-    from the int_request_paths_normalized lookup (the regex ran once per distinct path); a path
-    missing from it (not possible after a normal run) is normalised here.
-    Incremental: a run rebuilds only the days from incremental_start_date() on; a built day whose
-    event count still matches the events that landed for it is kept (late events rebuild it).
-    Rows are written in day order, so a later run reads a day from a few adjacent pages.
+    distinct routes per day, top routes and unused features never rescan events. The route regex
+    is the costliest expression of a full build: it runs once per distinct path of the days in
+    scope (paths_routed), not once per call.
+    Incremental, dbt's delete+insert on usage_date: a run deletes and rebuilds the days from the
+    as-of day minus var incremental_lookback_days to the as-of day (late events of those days are
+    picked up); older days are kept. Rows are written in day order, so a later run reads a day
+    from a few adjacent pages.
 #}
 {{
     config(
         materialized='incremental',
-        incremental_strategy='append',
+        incremental_strategy='delete+insert',
+        unique_key='usage_date',
         on_schema_change='fail',
-        pre_hook="{{ delete_from_incremental_start('usage_date', 'events') }}",
+        event_time='usage_date',
         indexes=[{'columns': ['usage_date']}],
     )
 }}
-
-{%- set start = incremental_start_date('usage_date', 'events') %}
 
 with
 
 stg_raw__api_events as (
 
     select * from {{ ref('stg_raw__api_events') }}
-
-),
-
-int_request_paths_normalized as (
-
-    select * from {{ ref('int_request_paths_normalized') }}
 
 ),
 
@@ -45,7 +39,27 @@ events_in_scope as (
     from stg_raw__api_events
     where
         occurred_at < {{ as_of_end_timestamp() }}
-        and occurred_at >= {{ utc_timestamp_literal(start or full_refresh_start_str()) }}
+        and occurred_at >= {{ utc_timestamp_literal(incremental_start_str()) }}
+
+),
+
+paths_routed as (
+
+    -- one row per distinct path of the days in scope, its route computed after the grouping
+    -- (once per path; computed in a plain subquery, the regex would run once per joined call).
+    -- A second scan of those days rather than a second read of events_in_scope: PostgreSQL
+    -- writes a CTE read twice out whole (every event) before reading it.
+    select
+        coalesce(request_path, '') as request_path,
+        case
+            when coalesce(request_path, '') = '' then '(none)'
+            else {{ normalize_route("coalesce(request_path, '')") }}
+        end as route
+    from {{ ref('stg_raw__api_events') }}
+    where
+        occurred_at < {{ as_of_end_timestamp() }}
+        and occurred_at >= {{ utc_timestamp_literal(incremental_start_str()) }}
+    group by coalesce(request_path, '')
 
 ),
 
@@ -57,16 +71,10 @@ routed as (
         events_in_scope.is_successful,
         events_in_scope.status_code,
         events_in_scope.occurred_at,
-        coalesce(
-            paths.route,
-            case
-                when events_in_scope.request_path = '' then '(none)'
-                else {{ normalize_route('events_in_scope.request_path') }}
-            end
-        ) as route
+        paths_routed.route
     from events_in_scope
-    left join int_request_paths_normalized as paths
-        on events_in_scope.request_path = paths.request_path
+    inner join paths_routed
+        on events_in_scope.request_path = paths_routed.request_path
 
 ),
 

@@ -3,28 +3,28 @@
     to the as-of day, from the var stage_window_days (7) days ending on that day:
     not_integrated (no successful call ever) / dormant (no call in the window) / production
     (window events / window days > var production_daily_events) / sandbox. previous_stage and
-    is_stage_change make entering and leaving a stage visible. Incremental like the usage facts:
-    a run rebuilds the days from incremental_start_date() on, skipping the built days whose
-    per-developer event counts still match fct_developer_daily_usage (already rebuilt by this
-    run), so a daily run rebuilds only the new day unless late events changed the last ones.
-    Rows are written in day order (dim_developers and the funnel tables read recent days).
+    is_stage_change make entering and leaving a stage visible. Incremental like the usage facts
+    (dbt's delete+insert on stage_date): a run rebuilds the days from the as-of day minus var
+    incremental_lookback_days, reading the usage of the window before the first of them, so the
+    window sums and previous_stage are those of a full refresh. Rows are written in day order.
 #}
 {{
     config(
         materialized='incremental',
-        incremental_strategy='append',
+        incremental_strategy='delete+insert',
+        unique_key='stage_date',
         on_schema_change='fail',
-        pre_hook="{{ delete_from_incremental_start('stage_date', 'events', 'fct_developer_daily_usage') }}",
+        event_time='stage_date',
         indexes=[{'columns': ['stage_date']}],
     )
 }}
 
-{%- set start = incremental_start_date('stage_date', 'events', 'fct_developer_daily_usage') %}
+{%- set start = "cast('" ~ incremental_start_str() ~ "' as date)" %}
 {%- set window_days = var('stage_window_days') | int %}
-{%- if start is not none %}
-    {%- set window_start = dbt.dateadd('day', -window_days, "cast('" ~ start ~ "' as date)") %}
+{%- if is_incremental() %}
+    {%- set window_start = dbt.dateadd('day', -window_days, start) %}
 {%- else %}
-    {%- set window_start = "cast('" ~ full_refresh_start_str() ~ "' as date)" %}
+    {%- set window_start = start %}
 {%- endif %}
 
 with
@@ -65,10 +65,10 @@ developers as (
 
 calendar as (
 
-    {%- if start is none %}
-        {{ day_series('(select min(first_day) from developers)', as_of_date()) }}
-    {%- else %}
+    {%- if is_incremental() %}
         {{ day_series(window_start, as_of_date()) }}
+    {%- else %}
+        {{ day_series('(select min(first_day) from developers)', as_of_date()) }}
     {%- endif %}
 
 ),
@@ -155,9 +155,7 @@ final as (
         window_events,
         first_success_date is not null and first_success_date <= stage_date as has_succeeded
     from with_previous
-    {%- if start is not none %}
-        where stage_date >= cast('{{ start }}' as date)
-    {%- endif %}
+    where stage_date >= {{ start }}
 
 )
 

@@ -1,23 +1,26 @@
-{# Day x stage for the funnel dashboard: developers in each stage, and how many entered and left it. #}
+{#
+    Day x stage for the funnel dashboard: developers in each stage, and how many entered and left it.
+    Incremental like fct_developer_stage_daily (dbt's delete+insert on stage_date): a run rebuilds
+    the days that model rebuilt.
+#}
 {{
     config(
         materialized='incremental',
-        incremental_strategy='append',
+        incremental_strategy='delete+insert',
+        unique_key='stage_date',
         on_schema_change='fail',
-        pre_hook="{{ delete_from_incremental_start('stage_date') }}",
+        event_time='stage_date',
     )
 }}
-
-{%- set start = incremental_start_date('stage_date') %}
 
 with
 
 fct_developer_stage_daily as (
 
     select * from {{ ref('fct_developer_stage_daily') }}
-    {%- if start is not none %}
-        where stage_date >= cast('{{ start }}' as date)
-    {%- endif %}
+    where
+        stage_date <= {{ as_of_date() }}
+        and stage_date >= cast('{{ incremental_start_str() }}' as date)
 
 ),
 

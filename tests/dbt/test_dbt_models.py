@@ -229,7 +229,7 @@ def test_segment_contract_and_meta(built: Built, engine: sa.Engine, segment: str
     assert node["schema"] == "segments"
     assert node["config"]["contract"]["enforced"] is True
     meta = node["config"]["meta"]["onramp"]
-    assert set(meta) <= {"list", "custom_fields", "email", "reentry", "requires_fresh_events"}
+    assert set(meta) <= {"list", "custom_fields", "email", "reentry", "requires_fresh_events", "notify"}
     assert "email" in meta or "list" in meta
     if "email" in meta:
         assert meta["email"]["kind"] in ("marketing", "transactional")

@@ -50,7 +50,7 @@ def deliver(
                 continue
             try:
                 rendered = renderer.render(
-                    row.template, dict(row.payload), row.message_id, spec.name, kind
+                    row.template, dict(row.payload), row.message_id, spec.name, kind, step=row.step
                 )
             except Exception as exc:  # a broken template fails its own row, not the run
                 outcomes.append(
@@ -66,6 +66,7 @@ def deliver(
                     text=rendered.text,
                     segment=spec.name,
                     template=row.template,
+                    step=row.step,
                     headers={"List-Unsubscribe": f"<{renderer.unsubscribe_url(row.message_id)}>"},
                 )
             )

@@ -77,9 +77,15 @@ class Renderer:
         return f"mailto:{self.sender}?subject={quote('unsubscribe ' + message_id)}"
 
     def context(
-        self, member: dict[str, Any], message_id: str, segment: str, kind: str = "marketing"
+        self,
+        member: dict[str, Any],
+        message_id: str,
+        segment: str,
+        kind: str = "marketing",
+        step: str | int = 1,
     ) -> dict[str, Any]:
         ctx = dict(member)
+        ctx["step"] = str(step)
         ctx["kind"] = kind
         name = (member.get("name") or "").strip()
         ctx.setdefault("first_name", name.split()[0] if name else "there")
@@ -96,8 +102,9 @@ class Renderer:
         message_id: str = "preview",
         segment: str = "",
         kind: str = "marketing",
+        step: str | int = 1,
     ) -> Rendered:
-        ctx = self.context(member, message_id, segment, kind)
+        ctx = self.context(member, message_id, segment, kind, step)
         subject = self._text_env.get_template(f"{template}.subject.j2").render(ctx)
         html = self._html_env.get_template(f"{template}.html.j2").render(ctx)
         text = self._text_env.get_template(f"{template}.txt.j2").render(ctx)

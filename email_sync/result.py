@@ -24,7 +24,8 @@ class SyncResult:
     sent: int = 0
     suppressed: int = 0
     failed: int = 0
-    capped: int = 0
+    capped: int = 0  # held back by the frequency cap this run (deferred to a later day)
+    held_out: int = 0  # holdout members whose step was recorded, not sent
     skipped: int = 0
     unconfirmed: int = 0
     retried: int = 0
@@ -40,6 +41,7 @@ class SyncResult:
     seconds: float = 0.0
     provider_seconds: float = 0.0
     diff_seconds: float = 0.0
+    due_seconds: float = 0.0  # deciding the campaign's due steps and their guardrails
 
     def as_row(self) -> dict[str, Any]:
         """The columns of `onramp sync`'s table, in order."""

@@ -16,7 +16,8 @@ def ensure_email_schema(conn: sa.Connection) -> None:
     back with everything else). An advisory lock stops two first syncs racing on CREATE."""
     conn.execute(sa.text("select pg_advisory_xact_lock(hashtext('onramp.email_sync_schema'))"))
     exists = conn.execute(
-        sa.text("select to_regclass('email_sync.suppressions') is not null")
+        # the newest object of schema.sql: an older schema gets the additive changes too
+        sa.text("select to_regclass('email_sync.messages_open') is not null")
     ).scalar_one()
     if not exists:
         conn.exec_driver_sql(schema_ddl())

@@ -30,7 +30,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from email_sync import guardrails, ledger
+from email_sync import guardrails, ledger, sequences
 from email_sync.delivery import deliver, render_sample
 from email_sync.errors import BlastRadiusExceeded, SegmentBusy, SegmentMissing, one_line
 from email_sync.list_mirror import count_list_changes, sync_list
@@ -85,8 +85,9 @@ def sync_segment(
     started = time.perf_counter()
     clock = (now or datetime.now(UTC)).astimezone(UTC)
     renderer = renderer or Renderer(sender=settings.email_from)
-    if spec.email:
-        renderer.check(spec.email.template)
+    if spec.sequence:
+        for template in spec.sequence.templates:
+            renderer.check(template)
     result = SyncResult(
         segment=spec.name,
         as_of=as_of,
@@ -238,7 +239,9 @@ def _decide(
         write_membership(conn, spec, as_of, clock)
         r.diff_seconds = time.perf_counter() - t0
         if spec.email:
-            _decide_messages(conn, settings, spec, run_id, r, provider, clock)
+            t1 = time.perf_counter()
+            _decide_messages(conn, settings, spec, as_of, run_id, r, provider, clock)
+            r.due_seconds = time.perf_counter() - t1
             render_sample(conn, spec, run_id, renderer, r)
             if dry:
                 ledger.count_run(conn, spec, run_id, settings.max_send_attempts, r)
@@ -258,17 +261,22 @@ def _decide_messages(
     conn: sa.Connection,
     settings: Settings,
     spec: SegmentSpec,
+    as_of: date,
     run_id: int,
     r: SyncResult,
     provider: Provider | None,
     clock: datetime,
 ) -> None:
-    """One ledger row per entered member, then every guardrail over this run's `pending` rows."""
-    inserted = ledger.insert_entry_messages(conn, spec, run_id)
-    r.skipped += max(r.entered - inserted, 0)
+    """The campaign's ledger rows for today (see `sequences`), then every guardrail over this
+    run's `pending` rows; what the frequency cap holds back waits for a later day."""
+    r.skipped += sequences.enroll(conn, spec, as_of)
+    sequences.end_sequences(conn, spec, as_of)
     r.retried = ledger.adopt_unfinished(conn, spec, run_id, settings.max_send_attempts)
+    sequences.skip_ended(conn, spec, run_id)
+    sequences.insert_due_steps(conn, spec, run_id, as_of, settings.max_send_attempts)
     guardrails.reject_invalid_addresses(conn, run_id)
     if provider is not None and ledger.count_pending(conn, run_id):
         guardrails.refresh_suppressions(conn, provider)
     guardrails.suppress(conn, spec, run_id)
     guardrails.apply_frequency_cap(conn, settings, run_id, clock)
+    sequences.count_deferrals(conn, run_id)

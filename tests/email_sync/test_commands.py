@@ -91,7 +91,7 @@ def test_bad_meta_is_one_line(tmp_path):
     )
     with pytest.raises(SpecError) as exc:
         load_segment_specs(path)
-    assert str(exc.value) == "segment x: email.kind must be marketing or transactional, got 'spam'"
+    assert str(exc.value) == "segment x: email.kind: must be marketing or transactional, got 'spam'"
 
 
 def test_sync_prints_a_table_per_segment(engine, segments, manifest, onramp_home):

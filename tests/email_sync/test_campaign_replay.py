@@ -127,7 +127,7 @@ def test_fourteen_days_of_campaigns(engine, settings, replay):
     ni = specs["stage_not_integrated"].sequence
     assert ni is not None and len(ni.steps) >= 8
     checked = 0
-    for (segment, key, period), rows in by_member.items():
+    for (segment, key, _period), rows in by_member.items():
         if segment != "stage_not_integrated" or archetypes.get(key) != "never_integrates":
             continue
         rows.sort(key=lambda r: int(r["step"]))
@@ -152,7 +152,7 @@ def test_fourteen_days_of_campaigns(engine, settings, replay):
             checked += 1
     assert checked >= 3, "expected never-integrating developers who got the first four steps"
 
-    # --- nothing after the first call: a sequence ends the day its member leaves or reaches the goal
+    # --- nothing after the first call: a run ends the day its member leaves or reaches the goal
     ended = 0
     for (segment, key), m in membership.items():
         end = m["goal_reached_as_of"] or m["exited_as_of"]

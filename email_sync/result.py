@@ -41,7 +41,8 @@ class SyncResult:
     seconds: float = 0.0
     provider_seconds: float = 0.0
     diff_seconds: float = 0.0
-    due_seconds: float = 0.0  # deciding the campaign's due steps and their guardrails
+    due_seconds: float = 0.0  # deciding the campaign's due steps (the ledger rows written)
+    guardrail_seconds: float = 0.0  # address, suppression, consent and cap checks on them
 
     def as_row(self) -> dict[str, Any]:
         """The columns of `onramp sync`'s table, in order."""

@@ -51,7 +51,6 @@ create table if not exists email_sync.messages (
 );
 create index if not exists messages_by_run on email_sync.messages (run_id, status);
 create index if not exists messages_by_developer on email_sync.messages (developer_id, sent_at);
-create index if not exists messages_by_status on email_sync.messages (segment, status);
 
 -- Campaigns (sequences). A member's progress lives beside its membership so deciding what is due
 -- reads one row per member plus the few ledger rows still open: sequence_period is the ledger
@@ -66,8 +65,12 @@ alter table email_sync.segment_membership
 -- deferrals: how many runs the frequency cap held this row back (status `capped` while it waits,
 -- `pending` again on the next run); held_out rows are the control group and are never sent.
 alter table email_sync.messages add column if not exists deferrals integer not null default 0;
+-- The rows still open (waiting, deferred, to retry) per segment: what deciding the next step,
+-- reconciling and retrying look up. It replaces a full (segment, status) index, which every
+-- ledger insert had to maintain for rows nobody looks up again.
 create index if not exists messages_open on email_sync.messages (segment, member_key)
     where status in ('pending', 'capped', 'failed');
+drop index if exists email_sync.messages_by_status;
 
 -- One row per sync run with its counts (dry runs write nothing, so they are not here).
 create table if not exists email_sync.sync_runs (

@@ -35,6 +35,14 @@ HOLDOUT_SQL = (
 )
 
 
+# Ledger ids that grow with the run (a run's rows land together at the right edge of the primary
+# key instead of at random places in a large index) and stay unguessable (a random tail).
+MESSAGE_ID_SQL = (
+    "lpad(to_hex(greatest(cast(:run as bigint), 0)), 10, '0') || '-' "
+    "|| replace(gen_random_uuid()::text, '-', '')"
+)
+
+
 def holdout_bucket(campaign: str, developer_id: str) -> float:
     """Where a developer falls in [0, 1) for a campaign: the same on every run and re-entry."""
     digest = hashlib.md5(f"{campaign}:{developer_id}".encode()).hexdigest()  # noqa: S324
@@ -202,21 +210,24 @@ def insert_due_steps(
                         and o.status in ('pending', 'capped', 'failed') and {open_row_sql("o")}
                   )
             ),
+            decided as (
+                select d.*, s.developer_id, s.email, to_jsonb(s) as payload,
+                       coalesce({HOLDOUT_SQL.format(dev="s.developer_id")}, false) as held_out
+                from due as d
+                join {spec.relation} as s on s.member_key = d.member_key
+            ),
             inserted as (
                 insert into email_sync.messages (
                     message_id, segment, step, member_key, period, developer_id, email,
                     template, kind, priority, bypass_cap, payload, status, reason, run_id
                 )
-                select gen_random_uuid()::text, :seg, d.step_no::text, d.member_key,
-                       d.sequence_period, s.developer_id, lower(btrim(s.email)), d.template,
-                       :kind, :priority, :bypass, to_jsonb(s),
-                       case when {HOLDOUT_SQL.format(dev="s.developer_id")}
-                            then '{HOLDOUT}' else 'pending' end,
-                       case when {HOLDOUT_SQL.format(dev="s.developer_id")}
-                            then 'holdout group' end,
+                select {MESSAGE_ID_SQL}, :seg, d.step_no::text, d.member_key,
+                       d.sequence_period, d.developer_id, lower(btrim(d.email)), d.template,
+                       :kind, :priority, :bypass, d.payload,
+                       case when d.held_out then '{HOLDOUT}' else 'pending' end,
+                       case when d.held_out then 'holdout group' end,
                        :run
-                from due as d
-                join {spec.relation} as s on s.member_key = d.member_key
+                from decided as d
                 on conflict on constraint messages_once do nothing
                 returning status
             ),

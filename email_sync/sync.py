@@ -239,9 +239,7 @@ def _decide(
         write_membership(conn, spec, as_of, clock)
         r.diff_seconds = time.perf_counter() - t0
         if spec.email:
-            t1 = time.perf_counter()
             _decide_messages(conn, settings, spec, as_of, run_id, r, provider, clock)
-            r.due_seconds = time.perf_counter() - t1
             render_sample(conn, spec, run_id, renderer, r)
             if dry:
                 ledger.count_run(conn, spec, run_id, settings.max_send_attempts, r)
@@ -269,14 +267,18 @@ def _decide_messages(
 ) -> None:
     """The campaign's ledger rows for today (see `sequences`), then every guardrail over this
     run's `pending` rows; what the frequency cap holds back waits for a later day."""
+    t0 = time.perf_counter()
     r.skipped += sequences.enroll(conn, spec, as_of)
     sequences.end_sequences(conn, spec, as_of)
     r.retried = ledger.adopt_unfinished(conn, spec, run_id, settings.max_send_attempts)
     sequences.skip_ended(conn, spec, run_id)
     sequences.insert_due_steps(conn, spec, run_id, as_of, settings.max_send_attempts)
+    t1 = time.perf_counter()
+    r.due_seconds = t1 - t0
     guardrails.reject_invalid_addresses(conn, run_id)
     if provider is not None and ledger.count_pending(conn, run_id):
         guardrails.refresh_suppressions(conn, provider)
     guardrails.suppress(conn, spec, run_id)
     guardrails.apply_frequency_cap(conn, settings, run_id, clock)
     sequences.count_deferrals(conn, run_id)
+    r.guardrail_seconds = time.perf_counter() - t1

@@ -75,7 +75,10 @@ class Renderer:
 
     @cached_property
     def links(self) -> Links:
-        return load_links(self.dir / "links.yml")
+        """The templates folder's links.yml, else the shipped one (a folder of extra templates
+        need not repeat it)."""
+        own = self.dir / "links.yml"
+        return load_links(own if own.exists() else TEMPLATES_DIR / "links.yml")
 
     def _has_body(self, template: str) -> bool:
         return (self.dir / f"{template}.body.j2").exists()

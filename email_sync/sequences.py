@@ -223,11 +223,14 @@ def insert_due_steps(
                 )
                 select {MESSAGE_ID_SQL}, :seg, d.step_no::text, d.member_key,
                        d.sequence_period, d.developer_id, lower(btrim(d.email)), d.template,
-                       :kind, :priority, :bypass, d.payload,
+                       :kind, :priority, :bypass,
+                       case when d.held_out then '{{}}'::jsonb else d.payload end,
                        case when d.held_out then '{HOLDOUT}' else 'pending' end,
                        case when d.held_out then 'holdout group' end,
                        :run
                 from decided as d
+                -- in key order: each index page is visited once, not once per row at random
+                order by d.step_no, d.member_key
                 on conflict on constraint messages_once do nothing
                 returning status
             ),

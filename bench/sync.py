@@ -192,8 +192,9 @@ def main() -> None:
                 0.0,
                 f"{due.sent + due.capped + due.suppressed:,} steps due today "
                 f"({due.sent:,} to send, {due.capped:,} deferred by the cap), "
-                f"{due.held_out:,} held out; then the guardrails on them "
-                f"{due.guardrail_seconds:.2f} s "
+                f"{due.held_out:,} held out; then writing them to the ledger "
+                f"{due.record_seconds:.2f} s ({due.record_seconds / diff_seconds:.2f}x the diff) "
+                f"and the guardrails on them {due.guardrail_seconds:.2f} s "
                 f"(ratio to the diff in 1.: {due_seconds / diff_seconds:.2f}, goal <= 1.0)",
             )
 

@@ -41,7 +41,8 @@ class SyncResult:
     seconds: float = 0.0
     provider_seconds: float = 0.0
     diff_seconds: float = 0.0
-    due_seconds: float = 0.0  # deciding the campaign's due steps (the ledger rows written)
+    due_seconds: float = 0.0  # deciding which campaign steps are due (who, which step, holdout)
+    record_seconds: float = 0.0  # writing those decisions to the ledger and the membership
     guardrail_seconds: float = 0.0  # address, suppression, consent and cap checks on them
 
     def as_row(self) -> dict[str, Any]:

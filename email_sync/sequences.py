@@ -8,10 +8,11 @@ Runs inside the decision transaction, after the membership diff, with `_entered`
    `leaves_segment`); being in the goal segment (`enters`) reaches the goal and ends it too.
 3. (the ledger re-adopts rows the cap deferred or that failed, and skips those whose sequence
    has ended: a step not sent by then is never sent)
-4. `insert_due_steps`: member M gets step k on the first as-of day on or after the day M
-   entered + `after_days(k)`, once step k-1 is settled (no row of M still open). A holdout
-   member gets a `held_out` row instead of an email, so the control group moves through the
-   same steps on the same days.
+4. `decide_due_steps` (who is due which step, into `_due`) and `record_due_steps` (the ledger
+   rows): member M gets step k on the first as-of day on or after the day M entered +
+   `after_days(k)`, once step k-1 is settled (no row of M still open). A holdout member gets a
+   `held_out` row instead of an email, so the control group moves through the same steps on
+   the same days.
 
 Progress is kept on the membership row (`sequence_step`), so the query reads one row per
 member plus the few open ledger rows (a partial index), never the whole ledger history.
@@ -182,53 +183,72 @@ def skip_ended(conn: sa.Connection, spec: SegmentSpec, run_id: int) -> int:
     ).rowcount
 
 
-def insert_due_steps(
-    conn: sa.Connection, spec: SegmentSpec, run_id: int, as_of: date, max_attempts: int
-) -> tuple[int, int]:
-    """One ledger row per member whose next step is due today: `pending`, or `held_out` for the
-    control group. Returns (pending, held_out) counts of rows written."""
+def decide_due_steps(conn: sa.Connection, spec: SegmentSpec, as_of: date, max_attempts: int) -> int:
+    """Who is due which step today, in the temp table `_due` (member_key, developer_id, period,
+    step_no, template, held_out): one row per active member whose next step's day has come and
+    whose previous step is settled. Reads one membership row per member and the open ledger
+    rows only. Returns how many."""
+    seq = spec.sequence
+    assert seq is not None
+    conn.execute(
+        sa.text(
+            f"""
+            create temp table _due on commit drop as
+            with steps as (
+                select *
+                from unnest(cast(:numbers as integer[]), cast(:afters as integer[]),
+                            cast(:templates as text[])) as t(step_no, after_days, template)
+            )
+            select m.member_key, m.developer_id, m.sequence_period, s.step_no, s.template,
+                   coalesce({HOLDOUT_SQL.format(dev="m.developer_id")}, false) as held_out
+            from email_sync.segment_membership as m
+            join steps as s on s.step_no = m.sequence_step + 1
+            where m.segment = :seg and m.exited_at is null
+              and m.sequence_period is not null and m.goal_reached_as_of is null
+              and m.sequence_started_as_of + s.after_days <= cast(:as_of as date)
+              and not exists (
+                  select 1 from email_sync.messages as o
+                  where o.segment = :seg and o.member_key = m.member_key
+                    and o.status in ('pending', 'capped', 'failed') and {open_row_sql("o")}
+              )
+            """
+        ),
+        {
+            "seg": spec.name,
+            "as_of": as_of,
+            "numbers": [s.number for s in seq.steps],
+            "afters": [s.after_days for s in seq.steps],
+            "templates": [s.template for s in seq.steps],
+            "holdout": seq.holdout_share,
+            "max_attempts": max_attempts,
+        },
+    )
+    return conn.execute(sa.text("select count(*) from _due")).scalar_one()
+
+
+def record_due_steps(conn: sa.Connection, spec: SegmentSpec, run_id: int) -> tuple[int, int]:
+    """Write `_due` to the ledger (`pending`, or `held_out` for the control group, with the
+    member's current segment row as the payload to render) and move each member's progress on.
+    Returns (pending, held_out) counts of rows written."""
     seq = spec.sequence
     assert seq is not None
     rows = conn.execute(
         sa.text(
             f"""
-            with steps as (
-                select *
-                from unnest(cast(:numbers as integer[]), cast(:afters as integer[]),
-                            cast(:templates as text[])) as t(step_no, after_days, template)
-            ),
-            due as (
-                select m.member_key, m.sequence_period, s.step_no, s.template
-                from email_sync.segment_membership as m
-                join steps as s on s.step_no = m.sequence_step + 1
-                where m.segment = :seg and m.exited_at is null
-                  and m.sequence_period is not null and m.goal_reached_as_of is null
-                  and m.sequence_started_as_of + s.after_days <= cast(:as_of as date)
-                  and not exists (
-                      select 1 from email_sync.messages as o
-                      where o.segment = :seg and o.member_key = m.member_key
-                        and o.status in ('pending', 'capped', 'failed') and {open_row_sql("o")}
-                  )
-            ),
-            decided as (
-                select d.*, s.developer_id, s.email, to_jsonb(s) as payload,
-                       coalesce({HOLDOUT_SQL.format(dev="s.developer_id")}, false) as held_out
-                from due as d
-                join {spec.relation} as s on s.member_key = d.member_key
-            ),
-            inserted as (
+            with inserted as (
                 insert into email_sync.messages (
                     message_id, segment, step, member_key, period, developer_id, email,
                     template, kind, priority, bypass_cap, payload, status, reason, run_id
                 )
                 select {MESSAGE_ID_SQL}, :seg, d.step_no::text, d.member_key,
-                       d.sequence_period, d.developer_id, lower(btrim(d.email)), d.template,
+                       d.sequence_period, s.developer_id, lower(btrim(s.email)), d.template,
                        :kind, :priority, :bypass,
-                       case when d.held_out then '{{}}'::jsonb else d.payload end,
+                       case when d.held_out then '{{}}'::jsonb else to_jsonb(s) end,
                        case when d.held_out then '{HOLDOUT}' else 'pending' end,
                        case when d.held_out then 'holdout group' end,
                        :run
-                from decided as d
+                from _due as d
+                join {spec.relation} as s on s.member_key = d.member_key
                 -- in key order: each index page is visited once, not once per row at random
                 order by d.step_no, d.member_key
                 on conflict on constraint messages_once do nothing
@@ -237,7 +257,7 @@ def insert_due_steps(
             advanced as (
                 -- a step already in the ledger (a conflict) is decided too: move past it
                 update email_sync.segment_membership as m set sequence_step = d.step_no
-                from due as d
+                from _due as d
                 where m.segment = :seg and m.member_key = d.member_key
                 returning 1
             )
@@ -250,16 +270,10 @@ def insert_due_steps(
         ),
         {
             "seg": spec.name,
-            "as_of": as_of,
             "run": run_id,
-            "numbers": [s.number for s in seq.steps],
-            "afters": [s.after_days for s in seq.steps],
-            "templates": [s.template for s in seq.steps],
             "kind": seq.category,
             "priority": seq.priority,
             "bypass": seq.bypass_frequency_cap,
-            "holdout": seq.holdout_share,
-            "max_attempts": max_attempts,
         },
     ).one()
     return int(rows.pending), int(rows.held_out)

@@ -272,9 +272,12 @@ def _decide_messages(
     sequences.end_sequences(conn, spec, as_of)
     r.retried = ledger.adopt_unfinished(conn, spec, run_id, settings.max_send_attempts)
     sequences.skip_ended(conn, spec, run_id)
-    sequences.insert_due_steps(conn, spec, run_id, as_of, settings.max_send_attempts)
+    sequences.decide_due_steps(conn, spec, as_of, settings.max_send_attempts)
     t1 = time.perf_counter()
     r.due_seconds = t1 - t0
+    sequences.record_due_steps(conn, spec, run_id)
+    r.record_seconds = time.perf_counter() - t1
+    t1 = time.perf_counter()
     guardrails.reject_invalid_addresses(conn, run_id)
     if provider is not None and ledger.count_pending(conn, run_id):
         guardrails.refresh_suppressions(conn, provider)

@@ -228,8 +228,20 @@ def test_segment_contract_and_meta(built: Built, engine: sa.Engine, segment: str
     assert node["schema"] == "segments"
     assert node["config"]["contract"]["enforced"] is True
     meta = node["config"]["meta"]["onramp"]
-    assert set(meta) <= {"list", "custom_fields", "email", "reentry", "requires_fresh_events"}
-    assert "email" in meta or "list" in meta
+    assert set(meta) <= {
+        "list",
+        "custom_fields",
+        "email",
+        "sequence",
+        "reentry",
+        "requires_fresh_events",
+    }
+    assert "email" in meta or "list" in meta or "sequence" in meta
+    if "sequence" in meta:
+        assert meta["sequence"]["category"] in ("marketing", "transactional")
+        assert [step["after_days"] for step in meta["sequence"]["steps"]] == sorted(
+            step["after_days"] for step in meta["sequence"]["steps"]
+        )
     if "email" in meta:
         assert meta["email"]["kind"] in ("marketing", "transactional")
         assert isinstance(meta["email"]["priority"], int)

@@ -212,3 +212,21 @@ def test_missing_template_fails_when_the_manifest_is_read(tmp_path):
     path.write_text(json.dumps({"nodes": {"model.s": node}}))
     with pytest.raises(SpecError, match=r"^segment s: sequence.steps\[1\].template: "):
         load_segment_specs(path)
+
+
+def test_readme_campaign_example_is_a_valid_declaration():
+    """The worked example in the README ("Write your own campaign") parses as it is written."""
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme[readme.index("### Write your own campaign") :]
+    block = re.search(r"```yaml\n(.*?)```", section, re.S).group(1)
+    block = re.sub(r"- \*\w+", "- {name: x}", block)  # the column aliases live in the real file
+    (model,) = yaml.safe_load(block)
+    spec = spec_from_meta(model["name"][4:], model["config"]["meta"]["onramp"])
+    assert spec.sequence is not None
+    assert [s.kind for s in spec.sequence.steps] == ["content", "ask"]
+    assert spec.sequence.reentry_after_days is None and spec.sequence.holdout_share == 0.1

@@ -17,7 +17,11 @@ def ensure_email_schema(conn: sa.Connection) -> None:
     conn.execute(sa.text("select pg_advisory_xact_lock(hashtext('onramp.email_sync_schema'))"))
     exists = conn.execute(
         # the newest object of schema.sql: an older schema gets the additive changes too
-        sa.text("select to_regclass('email_sync.messages_open') is not null")
+        sa.text(
+            "select exists (select 1 from information_schema.columns "
+            "where table_schema = 'email_sync' and table_name = 'segment_membership' "
+            "and column_name = 'goal_met_at_entry')"
+        )
     ).scalar_one()
     if not exists:
         conn.exec_driver_sql(schema_ddl())

@@ -61,7 +61,11 @@ alter table email_sync.segment_membership
     add column if not exists sequence_period text,
     add column if not exists sequence_started_as_of date,
     add column if not exists sequence_step integer not null default 0,
-    add column if not exists goal_reached_as_of date;
+    add column if not exists goal_reached_as_of date,
+    -- `enters` goals: the developer was already in the goal segment when the run started, so
+    -- the goal is not reached by being there (a paid production developer still gets the
+    -- production campaign; only an upgrade during it reaches its goal)
+    add column if not exists goal_met_at_entry boolean;
 -- deferrals: how many runs the frequency cap held this row back (status `capped` while it waits,
 -- `pending` again on the next run); held_out rows are the control group and are never sent.
 alter table email_sync.messages add column if not exists deferrals integer not null default 0;

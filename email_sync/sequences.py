@@ -83,7 +83,8 @@ def enroll(conn: sa.Connection, spec: SegmentSpec, as_of: date) -> int:
                 end,
                 sequence_started_as_of = :as_of,
                 sequence_step = 0,
-                goal_reached_as_of = null
+                goal_reached_as_of = null,
+                goal_met_at_entry = null
             from _entered as e
             where m.segment = :seg and m.member_key = e.member_key
             """
@@ -122,9 +123,10 @@ def enroll(conn: sa.Connection, spec: SegmentSpec, as_of: date) -> int:
 
 
 def end_sequences(conn: sa.Connection, spec: SegmentSpec, as_of: date) -> None:
-    """Record reaching the goal: leaving the segment when that is the goal, or being in the
-    goal segment (checked for members still in, and for those who left today, since moving to
-    production leaves sandbox and reaches its goal on the same day)."""
+    """Record reaching the goal: leaving the segment when that is the goal, or entering the
+    goal segment during the run (checked for members still in, and for those who left today,
+    since moving to production leaves sandbox and reaches its goal on the same day). A developer
+    already in the goal segment when the run started has not entered it: that run goes on."""
     seq = spec.sequence
     assert seq is not None
     params = {"seg": spec.name, "as_of": as_of}
@@ -142,12 +144,27 @@ def end_sequences(conn: sa.Connection, spec: SegmentSpec, as_of: date) -> None:
         )
         return
     assert seq.goal_relation, f"segment {spec.name}: goal segment not resolved"
+    # `enters` is a change: a run that starts with the developer already in the goal segment
+    # runs to its end (remembered once, on the run's first day)
+    conn.execute(
+        sa.text(
+            f"""
+            update email_sync.segment_membership as m set goal_met_at_entry = exists (
+                select 1 from {seq.goal_relation} as goal
+                where goal.developer_id = m.developer_id
+            )
+            where m.segment = :seg and m.sequence_period is not null and m.exited_at is null
+              and m.sequence_step = 0 and m.goal_met_at_entry is null
+            """
+        ),
+        params,
+    )
     conn.execute(
         sa.text(
             f"""
             update email_sync.segment_membership as m set goal_reached_as_of = :as_of
             where m.segment = :seg and m.sequence_period is not null
-              and m.goal_reached_as_of is null
+              and m.goal_reached_as_of is null and m.goal_met_at_entry is false
               and (m.exited_at is null or m.exited_as_of = :as_of)
               and exists (
                   select 1 from {seq.goal_relation} as goal

@@ -230,3 +230,29 @@ def test_readme_campaign_example_is_a_valid_declaration():
     assert spec.sequence is not None
     assert [s.kind for s in spec.sequence.steps] == ["content", "ask"]
     assert spec.sequence.reentry_after_days is None and spec.sequence.holdout_share == 0.1
+
+
+def test_a_developer_already_in_the_goal_segment_gets_the_whole_run(
+    engine, settings, segments, outbox
+):
+    """`enters` is a change: on a paid plan from the start, the production campaign runs on;
+    upgrading during the run reaches the goal."""
+    segments.create("production", [member(1), member(2)])
+    segments.create("paid_plan", [member(1)])
+    spec = seq_spec("production", goal={"enters": "paid_plan"})
+    spec = dataclasses.replace(
+        spec,
+        sequence=dataclasses.replace(spec.sequence, goal_relation='"segments"."seg_paid_plan"'),
+    )
+    wide = dataclasses.replace(settings, daily_email_cap=5, weekly_email_cap=10)
+    run_days(
+        engine,
+        wide,
+        segments,
+        spec,
+        outbox,
+        8,
+        goal=("paid_plan", lambda i: [member(1)] + ([member(2)] if i >= 3 else [])),
+    )
+    steps = sorted((r["member_key"], r["step"]) for r in ledger(engine, "production"))
+    assert steps == [("dev-0001", s) for s in "1234"] + [("dev-0002", "1"), ("dev-0002", "2")]

@@ -8,11 +8,9 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import click
-import sqlalchemy as sa
 
 from email_sync.freshness import max_event_lag_hours, raw_events_freshness
 from email_sync.hashing import hash_key
-from email_sync.membership import require_segment_table
 from email_sync.render import Renderer
 from email_sync.specs import SegmentSpec, load_segment_specs
 from email_sync.sync import SyncResult, sync_all
@@ -172,43 +170,38 @@ def sync(
 
 
 @click.command()
-@click.argument("segment")
-@click.option("--limit", default=3, show_default=True, help="How many members to render.")
-@click.option("--html", "show_html", is_flag=True, help="Print the HTML part instead of the text.")
-def preview(segment: str, limit: int, show_html: bool) -> None:
-    """Render a segment's email for a few of its current members (nothing is sent)."""
+@click.argument("campaign")
+@click.option("--step", default=1, show_default=True, help="Which step of the campaign (1-based).")
+@click.option("--developer", default=None, help="Render for this developer (default: the first).")
+@click.option(
+    "--html",
+    "html_file",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    default=None,
+    help="Also write the HTML part to this file (open it in a browser).",
+)
+def preview(campaign: str, step: int, developer: str | None, html_file: Path | None) -> None:
+    """Render a campaign's email for a real member (or a sample one); nothing is sent."""
+    from email_sync.preview import find_member, render_step
     from onramp.warehouse import get_engine
 
     settings = Settings.from_env()
-    spec = select_specs(load_segment_specs(find_manifest()), (segment,))[0]
-    if spec.email is None:
+    spec = select_specs(load_segment_specs(find_manifest()), (campaign,))[0]
+    if spec.sequence is None:
         raise OnrampError(f"segment {spec.name} has no email (only a list); nothing to preview")
     renderer = Renderer(sender=settings.email_from)
-    renderer.check(spec.email.template)
-    engine = get_engine(settings)
-    with engine.connect() as conn:
-        require_segment_table(conn, spec)
-        rows = (
-            conn.execute(
-                sa.text(
-                    f"select to_jsonb(s) from {spec.relation} as s order by member_key limit :n"
-                ),
-                {"n": max(limit, 0)},
-            )
-            .scalars()
-            .all()
-        )
-    if not rows:
-        click.echo(f"segment {spec.name} has no members")
-        return
-    for n, member in enumerate(rows, 1):
-        rendered = renderer.render(
-            spec.email.template, dict(member), "preview", spec.name, spec.email.kind
-        )
-        click.echo(
-            f"=== {n}/{len(rows)} member {hash_key(str(member.get('member_key')))} "
-            f"template {spec.email.template} ({spec.email.kind})"
-        )
-        click.echo(f"Subject: {rendered.subject}")
-        click.echo("")
-        click.echo(rendered.html if show_html else rendered.text)
+    with get_engine(settings).connect() as conn:
+        member, source = find_member(conn, spec, developer)
+    rendered = render_step(renderer, spec, step, member)
+    seq_step = spec.sequence.step(step)
+    click.echo(
+        f"=== {spec.name} step {step}/{len(spec.sequence.steps)} ({seq_step.kind}, "
+        f"day {seq_step.after_days}) template {seq_step.template} ({spec.sequence.category}) "
+        f"for {source} {hash_key(str(member.get('member_key')))}"
+    )
+    click.echo(f"Subject: {rendered.subject}")
+    click.echo("")
+    click.echo(rendered.text)
+    if html_file is not None:
+        html_file.write_text(rendered.html)
+        click.echo(f"HTML written to {html_file}")

@@ -120,7 +120,7 @@ def deliver(
                 continue
             try:
                 rendered = renderer.render(
-                    row.template, dict(row.payload), row.message_id, spec.name, kind
+                    row.template, dict(row.payload), row.message_id, spec.name, kind, step=row.step
                 )
             except Exception as exc:  # a broken template fails its own row, not the run
                 broken.append(
@@ -136,6 +136,7 @@ def deliver(
                     text=rendered.text,
                     segment=spec.name,
                     template=row.template,
+                    step=row.step,
                     headers=unsubscribe_headers(renderer, row.message_id, kind),
                     unsubscribe_scope=kind if kind == "marketing" else None,
                 )

@@ -1,5 +1,8 @@
 """The message ledger `email_sync.messages`: one row per (segment, step, member, period), ever.
 
+`segment` is the campaign (segment) name, `step` the 1-based step number as text, `period` the
+sequence run it belongs to (`entry-<n>`, or `once` when the campaign never re-runs).
+
 A row is written `pending` in the decision transaction, stamped `attempted_at` (committed) before
 the provider call and given its outcome after it. The unique key makes a retried, resumed or
 concurrent run unable to create a second row; `reconcile` settles rows a crashed run left
@@ -19,76 +22,28 @@ from email_sync.specs import SegmentSpec
 
 log = logging.getLogger(__name__)
 
-STEP = "entry"  # the triggered email; multi-step campaigns will add their own steps
-
-
-def insert_entry_messages(conn: sa.Connection, spec: SegmentSpec, run_id: int) -> int:
-    """One `pending` row per member in `_entered`; returns how many were new. A re-entry with
-    `reentry: false` (or a row this period already has) hits the unique key and is not resent."""
-    assert spec.email is not None
-    email = spec.email
-    return conn.execute(
-        sa.text(
-            f"""
-            insert into email_sync.messages (
-                message_id, segment, step, member_key, period, developer_id, email, template,
-                kind, priority, bypass_cap, payload, status, reason, run_id
-            )
-            select gen_random_uuid()::text, :seg, :step, s.member_key,
-                   case when :reentry then 'entry-' || m.entry_count else 'once' end,
-                   s.developer_id, lower(btrim(s.email)), :template, :kind, :priority, :bypass,
-                   to_jsonb(s), 'pending', null, :run
-            from _entered as e
-            join {spec.relation} as s on s.member_key = e.member_key
-            join email_sync.segment_membership as m
-              on m.segment = :seg and m.member_key = e.member_key
-            on conflict on constraint messages_once do nothing
-            """
-        ),
-        {
-            "seg": spec.name,
-            "step": STEP,
-            "run": run_id,
-            "template": email.template,
-            "kind": email.kind,
-            "priority": email.priority,
-            "bypass": email.bypass_frequency_cap,
-            "reentry": spec.reentry,
-        },
-    ).rowcount
-
 
 def adopt_unfinished(conn: sa.Connection, spec: SegmentSpec, run_id: int, max_attempts: int) -> int:
-    """Give failed rows another try, up to max_attempts, and adopt rows a crashed run decided but
-    never handed to a provider. Members who have left by now are not emailed (`skipped`)."""
-    params = {"seg": spec.name, "step": STEP, "run": run_id, "max_attempts": max_attempts}
-    adopted = conn.execute(
+    """Bring this segment's unsettled rows into this run: failed rows get another try (up to
+    max_attempts), rows the frequency cap deferred get today's chance, and rows a crashed run
+    decided but never handed to a provider are adopted. `sequences.skip_ended` then skips those
+    whose sequence has ended, so a step is never sent after the member left."""
+    return conn.execute(
         sa.text(
             f"""
             update email_sync.messages set status = 'pending', run_id = :run,
                 attempted_at = null, updated_at = now()
-            where segment = :seg and step = :step and run_id is distinct from :run and (
+            where segment = :seg and run_id is distinct from :run
+              and status in ('pending', 'capped', 'failed') and (
                 (status = 'failed' and reason is distinct from '{INVALID}'
                  and attempts < :max_attempts)
                 or (status = 'pending' and attempted_at is null)
+                or status = 'capped'
             )
             """
         ),
-        params,
+        {"seg": spec.name, "run": run_id, "max_attempts": max_attempts},
     ).rowcount
-    conn.execute(
-        sa.text(
-            """
-            update email_sync.messages as g set status = 'skipped',
-                reason = 'no longer in the segment', updated_at = now()
-            from email_sync.segment_membership as m
-            where g.run_id = :run and g.status = 'pending' and m.segment = g.segment
-              and m.member_key = g.member_key and m.exited_at is not null
-            """
-        ),
-        params,
-    )
-    return adopted
 
 
 def count_pending(conn: sa.Connection, run_id: int) -> int:
@@ -175,7 +130,7 @@ def claim_batch(conn: sa.Connection, run_id: int, after: str, size: int, provide
                     where run_id = :run and status = 'pending' and message_id > :last
                     order by message_id limit :batch
                 )
-                returning message_id, member_key, email, payload, template
+                returning message_id, member_key, email, payload, template, step
                 """
             ),
             {"run": run_id, "last": after, "batch": size, "provider": provider},
@@ -229,6 +184,7 @@ def count_run(
     r.suppressed = counts.get("suppressed", 0)
     r.failed = counts.get("failed", 0)
     r.capped = counts.get("capped", 0)
+    r.held_out = counts.get("held_out", 0)
     r.skipped += counts.get("skipped", 0)
     r.unconfirmed = counts.get("sent_unconfirmed", 0)
     if spec.email:

@@ -148,6 +148,7 @@ def write_membership(conn: sa.Connection, spec: SegmentSpec, as_of: date, clock:
                 email = coalesce(excluded.email, m.email),
                 entered_at = excluded.entered_at,
                 entered_as_of = excluded.entered_as_of,
+                previous_exited_as_of = m.exited_as_of,
                 exited_at = null,
                 exited_as_of = null,
                 entry_count = m.entry_count + 1,

@@ -1,4 +1,9 @@
-"""Jinja2 rendering of a segment's email: `<template>.subject.j2`, `.html.j2`, `.txt.j2`.
+"""Jinja2 rendering of a segment's email: `<template>.subject.j2` plus either `.html.j2` and
+`.txt.j2`, or one `.body.j2` that both parts render through the shared layout (`_email.*.j2`,
+with the `_blocks.j2` macros switching on `fmt`), so the copy is written once.
+
+Links come from `templates/links.yml` (`links`); every http(s) link of a rendered email gets the
+campaign's UTM parameters.
 
 HTML is autoescaped (member columns are data, not markup); subject and text are not, since they are
 not HTML. Undefined variables raise, so a template that needs a column the segment lacks fails
@@ -17,6 +22,7 @@ from urllib.parse import quote
 import jinja2
 
 from email_sync.feedback.links import UnsubscribeLinks
+from email_sync.links import Links, load_links, tag_html, tag_text
 from onramp.errors import OnrampError
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[1] / "templates"
@@ -50,45 +56,64 @@ class Renderer:
         self,
         templates_dir: Path | None = None,
         sender: str = "onramp@example.com",
-        links: UnsubscribeLinks | None = None,
+        unsubscribe: UnsubscribeLinks | None = None,
     ):
         self.dir = Path(templates_dir or TEMPLATES_DIR)
         self.sender = sender
-        self.links = links  # one-click unsubscribe + postal address (email_sync.feedback)
+        # One-click unsubscribe + postal address (email_sync.feedback); landing pages: `links`.
+        self.unsubscribe = unsubscribe
 
-    @cached_property
-    def _html_env(self) -> jinja2.Environment:
-        return jinja2.Environment(
+    def _env(self, autoescape: bool) -> jinja2.Environment:
+        env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(self.dir),
-            autoescape=True,
+            autoescape=autoescape,
             undefined=jinja2.StrictUndefined,
             auto_reload=False,  # one stat() per template per email otherwise
         )
+        env.globals["hosts"] = self.links.hosts  # for imports, which do not see the context
+        return env
+
+    @cached_property
+    def _html_env(self) -> jinja2.Environment:
+        return self._env(autoescape=True)
 
     @cached_property
     def _text_env(self) -> jinja2.Environment:
-        return jinja2.Environment(
-            loader=jinja2.FileSystemLoader(self.dir),
-            autoescape=False,
-            undefined=jinja2.StrictUndefined,
-            auto_reload=False,
-        )
+        return self._env(autoescape=False)
+
+    @cached_property
+    def links(self) -> Links:
+        """The templates folder's links.yml, else the shipped one (a folder of extra templates
+        need not repeat it)."""
+        own = self.dir / "links.yml"
+        return load_links(own if own.exists() else TEMPLATES_DIR / "links.yml")
+
+    def _has_body(self, template: str) -> bool:
+        return (self.dir / f"{template}.body.j2").exists()
 
     def check(self, template: str) -> None:
-        """Raise TemplateMissing unless all three parts exist."""
-        for part in ("subject", "html", "txt"):
+        """Raise TemplateMissing unless the subject and both parts (or a shared body) exist."""
+        parts = ("subject", "body") if self._has_body(template) else ("subject", "html", "txt")
+        for part in parts:
             if not (self.dir / f"{template}.{part}.j2").exists():
                 raise TemplateMissing(f"template {template}.{part}.j2 not found in {self.dir}")
 
     def unsubscribe_url(self, message_id: str) -> str:
-        if self.links is not None:
-            return self.links.url(message_id)
+        if self.unsubscribe is not None:
+            return self.unsubscribe.url(message_id)
         return f"mailto:{self.sender}?subject={quote('unsubscribe ' + message_id)}"
 
     def context(
-        self, member: dict[str, Any], message_id: str, segment: str, kind: str = "marketing"
+        self,
+        member: dict[str, Any],
+        message_id: str,
+        segment: str,
+        kind: str = "marketing",
+        step: str | int = 1,
     ) -> dict[str, Any]:
         ctx = dict(member)
+        ctx.update(self.links.as_context())
+        ctx["step"] = str(step)
         ctx["kind"] = kind
         name = (member.get("name") or "").strip()
         ctx.setdefault("first_name", name.split()[0] if name else "there")
@@ -96,7 +121,7 @@ class Renderer:
         ctx["segment"] = segment
         ctx["message_id"] = message_id
         ctx["unsubscribe_url"] = self.unsubscribe_url(message_id)
-        ctx["postal_address"] = self.links.postal_address if self.links else ""
+        ctx["postal_address"] = self.unsubscribe.postal_address if self.unsubscribe else ""
         return ctx
 
     def render(
@@ -106,9 +131,19 @@ class Renderer:
         message_id: str = "preview",
         segment: str = "",
         kind: str = "marketing",
+        step: str | int = 1,
     ) -> Rendered:
-        ctx = self.context(member, message_id, segment, kind)
+        ctx = self.context(member, message_id, segment, kind, step)
         subject = self._text_env.get_template(f"{template}.subject.j2").render(ctx)
-        html = self._html_env.get_template(f"{template}.html.j2").render(ctx)
-        text = self._text_env.get_template(f"{template}.txt.j2").render(ctx)
+        if self._has_body(template):
+            body = f"{template}.body.j2"
+            html = self._html_env.get_template("_email.html.j2").render(ctx, body=body, fmt="html")
+            text = self._text_env.get_template("_email.txt.j2").render(ctx, body=body, fmt="text")
+            text = re.sub(r"\n{3,}", "\n\n", text)
+        else:
+            html = self._html_env.get_template(f"{template}.html.j2").render(ctx)
+            text = self._text_env.get_template(f"{template}.txt.j2").render(ctx)
+        campaign = segment or template
+        html = tag_html(html, campaign, str(step))
+        text = tag_text(text, campaign, str(step))
         return Rendered(" ".join(subject.split()), html, text.strip() + "\n")

@@ -24,7 +24,8 @@ class SyncResult:
     sent: int = 0
     suppressed: int = 0
     failed: int = 0
-    capped: int = 0
+    capped: int = 0  # held back by the frequency cap this run (deferred to a later day)
+    held_out: int = 0  # holdout members whose step was recorded, not sent
     skipped: int = 0
     unconfirmed: int = 0
     retried: int = 0
@@ -43,6 +44,9 @@ class SyncResult:
     seconds: float = 0.0
     provider_seconds: float = 0.0
     diff_seconds: float = 0.0
+    due_seconds: float = 0.0  # deciding which campaign steps are due (who, which step, holdout)
+    record_seconds: float = 0.0  # writing those decisions to the ledger and the membership
+    guardrail_seconds: float = 0.0  # address, suppression, consent and cap checks on them
 
     def as_row(self) -> dict[str, Any]:
         """The columns of `onramp sync`'s table, in order."""

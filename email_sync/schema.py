@@ -15,11 +15,13 @@ def ensure_email_schema(conn: sa.Connection) -> None:
     """Run the idempotent DDL on `conn` (inside the caller's transaction, so a dry run rolls it
     back with everything else). An advisory lock stops two first syncs racing on CREATE."""
     conn.execute(sa.text("select pg_advisory_xact_lock(hashtext('onramp.email_sync_schema'))"))
-    # The suppression scope column (added later) makes an older schema re-run the idempotent DDL.
+    # Columns added later (suppression scope, sequence progress) make an older schema re-run the
+    # idempotent DDL, which only adds.
     exists = conn.execute(
         sa.text(
-            "select exists (select 1 from information_schema.columns where table_schema = "
-            "'email_sync' and table_name = 'suppressions' and column_name = 'scope')"
+            "select count(*) = 2 from information_schema.columns where table_schema = 'email_sync'"
+            " and ((table_name = 'suppressions' and column_name = 'scope')"
+            " or (table_name = 'segment_membership' and column_name = 'goal_met_at_entry'))"
         )
     ).scalar_one()
     if not exists:

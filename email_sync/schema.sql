@@ -21,7 +21,9 @@ create table if not exists email_sync.segment_membership (
 
 -- The message ledger: one row per (segment or campaign, step, member, period), ever.
 -- status: pending (decided, not yet confirmed) | sent | failed | suppressed | skipped | capped
---         | sent_unconfirmed (handed to a provider that cannot be asked afterwards, then a crash).
+--         (held back by the frequency cap, retried on a later day) | held_out (holdout group,
+--         never emailed) | sent_unconfirmed (handed to a provider that cannot be asked
+--         afterwards, then a crash). step: the 1-based step number as text.
 create table if not exists email_sync.messages (
     message_id text primary key,
     segment text not null,
@@ -49,7 +51,30 @@ create table if not exists email_sync.messages (
 );
 create index if not exists messages_by_run on email_sync.messages (run_id, status);
 create index if not exists messages_by_developer on email_sync.messages (developer_id, sent_at);
-create index if not exists messages_by_status on email_sync.messages (segment, status);
+
+-- Campaigns (sequences). A member's progress lives beside its membership so deciding what is due
+-- reads one row per member plus the few ledger rows still open: sequence_period is the ledger
+-- period of the sequence this entry runs (null: not enrolled, e.g. a re-entry the rule refuses),
+-- sequence_step the last step decided, goal_reached_as_of the day the goal was reached.
+alter table email_sync.segment_membership
+    add column if not exists previous_exited_as_of date,
+    add column if not exists sequence_period text,
+    add column if not exists sequence_started_as_of date,
+    add column if not exists sequence_step integer not null default 0,
+    add column if not exists goal_reached_as_of date,
+    -- `enters` goals: the developer was already in the goal segment when the run started, so
+    -- the goal is not reached by being there (a paid production developer still gets the
+    -- production campaign; only an upgrade during it reaches its goal)
+    add column if not exists goal_met_at_entry boolean;
+-- deferrals: how many runs the frequency cap held this row back (status `capped` while it waits,
+-- `pending` again on the next run); held_out rows are the control group and are never sent.
+alter table email_sync.messages add column if not exists deferrals integer not null default 0;
+-- The rows still open (waiting, deferred, to retry) per segment: what deciding the next step,
+-- reconciling and retrying look up. It replaces a full (segment, status) index, which every
+-- ledger insert had to maintain for rows nobody looks up again.
+create index if not exists messages_open on email_sync.messages (segment, member_key)
+    where status in ('pending', 'capped', 'failed');
+drop index if exists email_sync.messages_by_status;
 
 -- One row per sync run with its counts (dry runs write nothing, so they are not here).
 create table if not exists email_sync.sync_runs (

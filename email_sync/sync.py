@@ -30,7 +30,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from email_sync import guardrails, ledger
+from email_sync import guardrails, ledger, sequences
 from email_sync.delivery import deliver, render_sample
 from email_sync.errors import BlastRadiusExceeded, SegmentBusy, SegmentMissing, one_line
 from email_sync.feedback.headers import MarketingNotConfigured, prepare_renderer
@@ -95,8 +95,9 @@ def sync_segment(
     guardrails.check_initial(initial)
     clock = (now or datetime.now(UTC)).astimezone(UTC)
     renderer = prepare_renderer(settings, spec, renderer)
-    if spec.email:
-        renderer.check(spec.email.template)
+    if spec.sequence:
+        for template in spec.sequence.templates:
+            renderer.check(template)
     result = SyncResult(
         segment=spec.name,
         as_of=as_of,
@@ -285,7 +286,7 @@ def _decide(
         if spec.notify:
             _decide_notification(conn, settings, spec, as_of, run_id, r, dry)
         if spec.email:
-            _decide_messages(conn, settings, spec, run_id, r, provider, clock)
+            _decide_messages(conn, settings, spec, as_of, run_id, r, provider, clock)
             r.skipped = max(r.skipped - plan.held(diff.entered), 0)  # held: noted, not skipped
             render_sample(conn, spec, run_id, renderer, r)
             if dry:
@@ -306,21 +307,33 @@ def _decide_messages(
     conn: sa.Connection,
     settings: Settings,
     spec: SegmentSpec,
+    as_of: date,
     run_id: int,
     r: SyncResult,
     provider: Provider | None,
     clock: datetime,
 ) -> None:
-    """One ledger row per entered member, then every guardrail over this run's `pending` rows."""
-    inserted = ledger.insert_entry_messages(conn, spec, run_id)
-    r.skipped += max(r.entered - inserted, 0)
+    """The campaign's ledger rows for today (see `sequences`), then every guardrail over this
+    run's `pending` rows; what the frequency cap holds back waits for a later day."""
+    t0 = time.perf_counter()
+    r.skipped += sequences.enroll(conn, spec, as_of)
+    sequences.end_sequences(conn, spec, as_of)
     r.retried = ledger.adopt_unfinished(conn, spec, run_id, settings.max_send_attempts)
+    sequences.skip_ended(conn, spec, run_id)
+    sequences.decide_due_steps(conn, spec, as_of, settings.max_send_attempts)
+    t1 = time.perf_counter()
+    r.due_seconds = t1 - t0
+    sequences.record_due_steps(conn, spec, run_id)
+    r.record_seconds = time.perf_counter() - t1
+    t1 = time.perf_counter()
     guardrails.reject_invalid_addresses(conn, run_id)
     # A single-segment sync still refreshes here; sync_all pulled once before all segments.
     if provider is not None and not pulled_this_sync() and ledger.count_pending(conn, run_id):
         guardrails.refresh_suppressions(conn, provider)
     guardrails.suppress(conn, spec, run_id)
     guardrails.apply_frequency_cap(conn, settings, run_id, clock)
+    sequences.count_deferrals(conn, run_id)
+    r.guardrail_seconds = time.perf_counter() - t1
 
 
 def _decide_notification(

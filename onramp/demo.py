@@ -82,6 +82,7 @@ def demo(as_of: dt.datetime | None, developers: int, days: int, seed: int, dry_r
     )
     for text in result.notifications:
         click.echo("\nteam notification " + text.strip())
+    _campaign_table(settings, result.as_of)
     if result.held_back:
         click.echo(f"\nheld back (raw events stale): {', '.join(result.held_back)}")
     where = "nothing written (dry run)" if result.dry_run else f"in {result.outbox_dir}"
@@ -89,3 +90,20 @@ def demo(as_of: dt.datetime | None, developers: int, days: int, seed: int, dry_r
         f"\n{result.emails_sent} emails written {where}; "
         f"{result.seconds:.1f} s in all. `make ui` shows the run in Dagster."
     )
+
+
+def _campaign_table(settings, as_of: dt.date) -> None:
+    """Per campaign, the steps sent, deferred by the frequency cap and held out (step:count)."""
+    from email_sync.campaign_report import format_steps, steps_by_campaign
+    from onramp.warehouse import get_engine
+
+    campaigns = steps_by_campaign(get_engine(settings), as_of)
+    if campaigns:
+        _table(
+            "Campaigns (step:emails)",
+            ("campaign", "sent", "deferred", "held out"),
+            [
+                (name, *(format_steps(c[k]) for k in ("sent", "deferred", "held_out")))
+                for name, c in sorted(campaigns.items())
+            ],
+        )

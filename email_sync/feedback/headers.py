@@ -29,8 +29,8 @@ def prepare_renderer(
         links = require_marketing(settings)
     else:
         links = links_from_settings(settings)
-    if renderer.links is None:
-        renderer.links = links
+    if renderer.unsubscribe is None:
+        renderer.unsubscribe = links
     return renderer
 
 
@@ -38,6 +38,6 @@ def unsubscribe_headers(renderer: Renderer, message_id: str, kind: str) -> dict[
     """List-Unsubscribe (+ -Post) for marketing mail; nothing for transactional mail."""
     if kind != MARKETING:
         return {}
-    if renderer.links is not None:
-        return renderer.links.headers(message_id, kind)
+    if renderer.unsubscribe is not None:
+        return renderer.unsubscribe.headers(message_id, kind)
     return {"List-Unsubscribe": f"<{renderer.unsubscribe_url(message_id)}>"}

@@ -49,11 +49,23 @@ class OutgoingEmail:
     headers: dict[str, str] = field(default_factory=dict)
     # The unsubscribe scope (category) of marketing mail; None for transactional mail.
     unsubscribe_scope: str | None = None
+    step: str = "1"  # the campaign step (1-based), as the ledger's `step` holds it
 
     @property
     def custom_args(self) -> dict[str, str]:
-        # Event Webhook events carry these as top-level keys, which maps them back to the ledger.
-        return {"onramp_message_id": self.message_id, "onramp_segment": self.segment}
+        # Event Webhook events carry these as top-level keys, which maps them back to the ledger
+        # (the message) and to the campaign and step (engagement per step).
+        return {
+            "onramp_message_id": self.message_id,
+            "onramp_segment": self.segment,
+            "onramp_campaign": self.segment,
+            "onramp_step": self.step,
+        }
+
+    @property
+    def categories(self) -> tuple[str, ...]:
+        """SendGrid categories: the campaign and its step, for per-step statistics."""
+        return ("onramp", self.segment, self.template, f"{self.segment}:step-{self.step}")
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,8 @@ def build_mime(email: OutgoingEmail, sender: str) -> EmailMessage:
     msg["Message-ID"] = message_id_header(email.message_id, sender)
     msg["X-Onramp-Message-Id"] = email.message_id
     msg["X-Onramp-Segment"] = email.segment
+    msg["X-Onramp-Campaign"] = email.segment
+    msg["X-Onramp-Step"] = email.step
     for name, value in email.headers.items():
         if name.lower() in VERBATIM_HEADERS:
             msg.set_raw(name, _VerbatimHeader(name, value))

@@ -247,7 +247,7 @@ class SendGridProvider(Provider):
                 {"type": "text/plain", "value": TEXT_TAG},
                 {"type": "text/html", "value": HTML_TAG},
             ]
-        categories = sorted({c for e in emails for c in ("onramp", e.segment, e.template)})[:10]
+        categories = sorted({c for e in emails for c in e.categories})[:10]
         body = {
             "from": sender,
             "personalizations": personalizations,

@@ -220,7 +220,14 @@ def test_schemas_are_exactly_the_design_names(engine: sa.Engine, built: Built) -
         }
     assert {"staging", "intermediate", "marts", "segments"} <= schemas
     assert not [s for s in schemas if s.endswith(("_staging", "_marts", "_segments"))]
-    assert tables == {f"seg_{s}" for s in SEGMENTS}
+    # the campaigns' own segments (goals and milestones) are not in the reference evaluator
+    campaign_segments = {
+        "seg_paid_plan",
+        "seg_milestone_first_call",
+        "seg_milestone_first_production",
+        "seg_milestone_first_feature_call",
+    }
+    assert tables == {f"seg_{s}" for s in SEGMENTS} | campaign_segments
 
 
 @pytest.mark.parametrize("segment", SEGMENTS)
@@ -229,8 +236,21 @@ def test_segment_contract_and_meta(built: Built, engine: sa.Engine, segment: str
     assert node["schema"] == "segments"
     assert node["config"]["contract"]["enforced"] is True
     meta = node["config"]["meta"]["onramp"]
-    assert set(meta) <= {"list", "custom_fields", "email", "reentry", "requires_fresh_events", "notify"}
-    assert "email" in meta or "list" in meta
+    assert set(meta) <= {
+        "list",
+        "custom_fields",
+        "email",
+        "sequence",
+        "reentry",
+        "requires_fresh_events",
+        "notify",
+    }
+    assert "email" in meta or "list" in meta or "sequence" in meta
+    if "sequence" in meta:
+        assert meta["sequence"]["category"] in ("marketing", "transactional")
+        assert [step["after_days"] for step in meta["sequence"]["steps"]] == sorted(
+            step["after_days"] for step in meta["sequence"]["steps"]
+        )
     if "email" in meta:
         assert meta["email"]["kind"] in ("marketing", "transactional")
         assert isinstance(meta["email"]["priority"], int)

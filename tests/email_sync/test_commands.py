@@ -91,7 +91,7 @@ def test_bad_meta_is_one_line(tmp_path):
     )
     with pytest.raises(SpecError) as exc:
         load_segment_specs(path)
-    assert str(exc.value) == "segment x: email.kind must be marketing or transactional, got 'spam'"
+    assert str(exc.value) == "segment x: email.kind: must be marketing or transactional, got 'spam'"
 
 
 def test_sync_prints_a_table_per_segment(engine, segments, manifest, onramp_home):
@@ -155,16 +155,38 @@ def test_sync_refused_by_the_breaker_exits_1_with_one_line(engine, segments, man
     assert allowed.exit_code == 0
 
 
-def test_preview_renders_members_without_sending(engine, segments, manifest, onramp_home):
+def test_preview_renders_a_member_without_sending(
+    engine, segments, manifest, onramp_home, tmp_path
+):
     segments.create("new_signups", [member(1, role="product"), member(2), member(3), member(4)])
+    page = tmp_path / "welcome.html"
 
-    result = CliRunner().invoke(cli, ["preview", "new_signups", "--limit", "2"])
+    result = CliRunner().invoke(
+        cli, ["preview", "new_signups", "--developer", "dev-0001", "--html", str(page)]
+    )
 
     assert result.exit_code == 0, result.output
-    assert result.output.count("=== ") == 2
+    assert result.output.count("=== ") == 1
+    assert "=== new_signups step 1/1 (content, day 0) template welcome" in result.output
     assert "Subject: Welcome aboard, Dev: here's where to start" in result.output
-    assert "Read the use-case guide: https://docs.example.com/use-cases" in result.output
+    assert "https://example.com/start/product?utm_source=onramp" in result.output
     assert "dev1@example.com" not in result.output
+    assert "utm_campaign=new_signups&amp;utm_content=step-1" in page.read_text()
+
+
+def test_preview_without_members_uses_the_sample_member(engine, segments, manifest):
+    segments.create("new_signups", [])
+    result = CliRunner().invoke(cli, ["preview", "new_signups"])
+    assert result.exit_code == 0, result.output
+    assert "for sample member" in result.output and "Hi Ada," in result.output
+
+
+def test_preview_of_an_unknown_developer_or_step_is_one_line(engine, segments, manifest):
+    segments.create("new_signups", [member(1)])
+    unknown = CliRunner().invoke(cli, ["preview", "new_signups", "--developer", "nobody"])
+    step = CliRunner().invoke(cli, ["preview", "new_signups", "--step", "3"])
+    assert unknown.output.strip() == "error: developer nobody is not in segment new_signups"
+    assert step.output.strip() == "error: segment new_signups: --step must be from 1 to 1"
 
 
 def test_preview_of_a_list_only_segment_is_one_line(engine, segments, manifest):

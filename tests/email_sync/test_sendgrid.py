@@ -50,6 +50,9 @@ def test_one_personalization_per_recipient_with_ledger_id(
     for message in sendgrid_server.messages:
         row = rows[message.recipient]
         assert message.custom_args["onramp_message_id"] == row["message_id"]
+        assert message.custom_args["onramp_campaign"] == "new_signups"
+        assert message.custom_args["onramp_step"] == "1"
+        assert {"onramp", "new_signups", "new_signups:step-1"} <= set(message.categories)
         assert row["provider_message_id"] == message.message_id
         assert "Dev" in message.substitutions[HTML_TAG]
         assert message.subject.startswith("Welcome aboard")

@@ -51,6 +51,9 @@ def test_smtp_delivers_multipart_email_with_auth(engine, settings, segments, sle
     assert "40 of your calls" in msg.body("plain")
     assert "<code>429 Too Many Requests</code>" in msg.body("html")
     assert msg.message["X-Onramp-Message-Id"]
+    assert msg.message["X-Onramp-Campaign"] == "rate_limited"
+    assert msg.message["X-Onramp-Step"] == "1"
+    assert "utm_campaign=rate_limited&amp;utm_content=step-1" in msg.body("html")
 
 
 def test_smtp_retries_4xx_and_fails_5xx_with_the_server_reply(engine, settings, segments, sleeps):

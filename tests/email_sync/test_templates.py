@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 
 import pytest
 
-from email_sync.render import Renderer
+from email_sync.links import ROLES
+from email_sync.preview import SAMPLE_MEMBER
+from email_sync.render import TEMPLATES_DIR, Renderer
 from tests.email_sync.conftest import member
 
 PLAN = {
@@ -49,20 +52,73 @@ def test_plan_template_renders_with_one_call_to_action_and_unsubscribe(template)
 
 
 @pytest.mark.parametrize(
-    ("role", "cta"),
+    ("role", "landing"),
     [
-        ("engineering", "https://docs.example.com/quickstart"),
-        ("product", "https://docs.example.com/use-cases"),
-        ("sales", "https://docs.example.com/pricing"),
-        ("support", "https://docs.example.com/troubleshooting"),
-        (None, "https://docs.example.com/quickstart"),
+        ("engineering", "https://example.com/start/engineering"),
+        ("product", "https://example.com/start/product"),
+        ("sales", "https://example.com/start/sales"),
+        ("support", "https://example.com/start/support"),
+        ("customer_success", "https://example.com/start/customer-success"),
+        (None, "https://example.com/start"),
+        ("astronaut", "https://example.com/start"),
     ],
 )
-def test_welcome_has_one_call_to_action_per_role(role, cta):
+def test_welcome_has_one_call_to_action_to_the_role_landing_page(role, landing):
     out = Renderer().render("welcome", member(1, role=role), "m", "new_signups")
-    links = [line for line in out.text.splitlines() if "https://docs.example.com" in line]
-    assert len(links) == 1 and links[0].endswith(cta)
-    assert f'href="{cta}"' in out.html
+    links = [line for line in out.text.splitlines() if "https://" in line]
+    assert len(links) == 1 and f"{landing}?utm_source=onramp" in links[0]
+    assert f'href="{landing}?utm_source=onramp&amp;utm_medium=email' in out.html
+
+
+RENDERER = Renderer()  # one environment: templates are compiled once for the whole matrix
+TEMPLATES = sorted(p.name[: -len(".subject.j2")] for p in TEMPLATES_DIR.glob("*.subject.j2"))
+
+
+@pytest.mark.parametrize("template", TEMPLATES)
+@pytest.mark.parametrize("role", ROLES)
+def test_every_template_renders_for_every_role_with_strict_undefined(template, role):
+    """A missing variable raises (StrictUndefined) here, in CI, never at send time."""
+    row = {**SAMPLE_MEMBER, "role": None if role == "unknown" else role}
+    out = RENDERER.render(template, row, "m-1", "campaign_x", step=2)
+
+    assert out.subject and "{{" not in out.subject + out.html + out.text
+    assert out.html.count('style="background:#2563eb') == 1  # one call to action
+    assert out.text.startswith("Hi Ada,")
+    assert "Unsubscribe" in out.html and "unsubscribe" in out.text.lower()
+    hrefs = re.findall(r'href="(https?://[^"]+)"', out.html)
+    assert hrefs and all(
+        "utm_source=onramp&amp;utm_medium=email&amp;utm_campaign=campaign_x&amp;utm_content=step-2"
+        in h
+        for h in hrefs
+    )
+    assert "docs.example.com" not in out.html or "utm_source" in out.html
+    for url in re.findall(r"https?://\S+", out.text):
+        assert "utm_campaign=campaign_x&utm_content=step-2" in url, url
+
+
+def test_plain_text_of_a_long_email_reads_as_paragraphs():
+    out = Renderer().render("ni_first_call_errors", SAMPLE_MEMBER, "m", "stage_not_integrated")
+    assert "\n\n\n" not in out.text
+    assert "  * 401:" in out.text
+    assert "<p" not in out.text and "<li" not in out.text
+
+
+def test_every_link_comes_from_the_one_links_file(tmp_path):
+    """Changing `site` in links.yml moves every landing page: no address is written elsewhere."""
+    import shutil
+
+    shutil.copytree(TEMPLATES_DIR, tmp_path / "t")
+    config = tmp_path / "t" / "links.yml"
+    config.write_text(config.read_text().replace("example.com", "acme.test"))
+    out = Renderer(tmp_path / "t").render("welcome", {**SAMPLE_MEMBER, "role": "sales"}, "m", "s")
+    assert "https://acme.test/start/sales?utm_source=onramp" in out.text
+    alert = Renderer(tmp_path / "t").render("stopped_traffic", SAMPLE_MEMBER, "m", "s")
+    assert "https://dashboard.acme.test/usage?utm_source=onramp" in alert.text
+    for template in TEMPLATES:
+        source = "".join(
+            p.read_text() for p in TEMPLATES_DIR.glob(f"{template}.*.j2") if "subject" not in p.name
+        )
+        assert "https://" not in source, template
 
 
 def test_html_escapes_member_columns():

@@ -229,8 +229,20 @@ def hourly_sync(context: dg.ScheduleEvaluationContext):
     )
 
 
+# The ledger tables the syncs write, read back by dbt as the source `email_sync` (campaign
+# reporting): declared here so they sit in the email group instead of an implicit default one.
+LEDGER_TABLES = [
+    dg.AssetSpec(
+        dg.AssetKey(f"email_sync_{table}"),
+        group_name=EMAIL_GROUP,
+        description=f"email_sync.{table}, written by the sync assets (not materialized here).",
+    )
+    for table in ("messages", "segment_membership")
+]
+
+
 defs = dg.Definitions(
-    assets=[segment_syncs] if SPECS else [],
+    assets=[segment_syncs, *LEDGER_TABLES] if SPECS else [],
     jobs=[sync_job] if SPECS else [],
     schedules=[hourly_sync] if SPECS else [],
 )

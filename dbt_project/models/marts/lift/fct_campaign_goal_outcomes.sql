@@ -49,7 +49,7 @@ memberships as (
 decided as (
 
     select
-        stg_email_sync__messages.segment as campaign,
+        stg_email_sync__messages.campaign as campaign,
         stg_email_sync__messages.member_key,
         max(stg_email_sync__messages.developer_id) as developer_id,
         max(case when stg_email_sync__messages.status = 'held_out' then 1 else 0 end)
@@ -59,8 +59,8 @@ decided as (
         ) as emails_sent
     from stg_email_sync__messages
     inner join campaigns
-        on stg_email_sync__messages.segment = campaigns.campaign
-    group by stg_email_sync__messages.segment, stg_email_sync__messages.member_key
+        on stg_email_sync__messages.campaign = campaigns.campaign
+    group by stg_email_sync__messages.campaign, stg_email_sync__messages.member_key
 
 ),
 

@@ -1,45 +1,62 @@
-{#
-    The message ledger, typed. The ledger exists once email_sync has run; before that (a fresh
-    warehouse built before its first sync) this view has the same columns and no rows.
-#}
-{%- set ledger = source('email_sync', 'messages') %}
-{%- set ledger_exists = not execute
-    or adapter.get_relation(ledger.database, ledger.schema, ledger.identifier) is not none %}
-
+{#- The ledger exists once email_sync has run; before that this model is empty. -#}
+{%- set messages_source = source('email_sync', 'messages') -%}
+{%- set ledger = adapter.get_relation(
+    database=messages_source.database,
+    schema=messages_source.schema,
+    identifier=messages_source.identifier,
+) if execute else none -%}
 with
 
+{% if ledger is not none %}
 messages as (
 
-    {%- if ledger_exists %}
-        select * from {{ ledger }}
-    {%- else %}
-        select
-            cast(null as {{ dbt.type_string() }}) as message_id,
-            cast(null as {{ dbt.type_string() }}) as segment,
-            cast(null as {{ dbt.type_string() }}) as step,
-            cast(null as {{ dbt.type_string() }}) as member_key,
-            cast(null as {{ dbt.type_string() }}) as developer_id,
-            cast(null as {{ dbt.type_string() }}) as status,
-            cast(null as {{ dbt.type_string() }}) as period,
-            cast(null as timestamp with time zone) as created_at,
-            cast(null as timestamp with time zone) as sent_at
-        where 1 = 0
-    {%- endif %}
+    select * from {{ messages_source }}
 
 ),
+{% else %}
+messages as (
+
+    select
+        cast(null as {{ dbt.type_string() }}) as message_id,
+        cast(null as {{ dbt.type_string() }}) as segment,
+        cast(null as {{ dbt.type_string() }}) as step,
+        cast(null as {{ dbt.type_string() }}) as member_key,
+        cast(null as {{ dbt.type_string() }}) as developer_id,
+        cast(null as {{ dbt.type_string() }}) as period,
+        cast(null as {{ dbt.type_string() }}) as template,
+        cast(null as {{ dbt.type_string() }}) as kind,
+        cast(null as {{ dbt.type_string() }}) as status,
+        cast(null as {{ dbt.type_string() }}) as reason,
+        cast(null as {{ dbt.type_int() }}) as deferrals,
+        cast(null as {{ dbt.type_int() }}) as attempts,
+        cast(null as {{ dbt.type_string() }}) as provider,
+        cast(null as {{ dbt.type_timestamp() }}) as created_at,
+        cast(null as {{ dbt.type_timestamp() }}) as sent_at
+    where 1 = 0
+
+),
+{% endif %}
 
 final as (
 
     select
-        cast(message_id as {{ dbt.type_string() }}) as message_id,
-        cast(segment as {{ dbt.type_string() }}) as segment,
-        cast(step as {{ dbt.type_string() }}) as step,
-        cast(member_key as {{ dbt.type_string() }}) as member_key,
-        cast(developer_id as {{ dbt.type_string() }}) as developer_id,
-        cast(status as {{ dbt.type_string() }}) as status,
-        cast(period as {{ dbt.type_string() }}) as period,
+        message_id,
+        segment as campaign,
+        step,
+        case when step = 'entry' then 1 else cast(step as {{ dbt.type_int() }}) end as step_number,
+        member_key,
+        developer_id,
+        period,
+        template,
+        kind as category,
+        status,
+        reason,
+        deferrals,
+        attempts,
+        provider,
         created_at,
-        sent_at
+        sent_at,
+        status in ('sent', 'sent_unconfirmed') as is_sent
     from messages
 
 )

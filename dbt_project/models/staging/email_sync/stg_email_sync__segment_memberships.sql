@@ -1,45 +1,54 @@
-{#
-    Segment membership as email_sync keeps it, typed; as-of days fall back to the UTC day of the
-    timestamps for rows written before as-of days were recorded. Empty (same columns) before the
-    first sync creates the table.
-#}
-{%- set membership = source('email_sync', 'segment_membership') %}
-{%- set membership_exists = not execute
-    or adapter.get_relation(membership.database, membership.schema, membership.identifier)
-    is not none %}
-
+{#- Membership state exists once email_sync has run; before that this model is empty. -#}
+{%- set membership_source = source('email_sync', 'segment_membership') -%}
+{%- set state = adapter.get_relation(
+    database=membership_source.database,
+    schema=membership_source.schema,
+    identifier=membership_source.identifier,
+) if execute else none -%}
 with
 
+{% if state is not none %}
 segment_membership as (
 
-    {%- if membership_exists %}
-        select * from {{ membership }}
-    {%- else %}
-        select
-            cast(null as {{ dbt.type_string() }}) as segment,
-            cast(null as {{ dbt.type_string() }}) as member_key,
-            cast(null as {{ dbt.type_string() }}) as developer_id,
-            cast(null as timestamp with time zone) as entered_at,
-            cast(null as date) as entered_as_of,
-            cast(null as timestamp with time zone) as exited_at,
-            cast(null as date) as exited_as_of,
-            cast(null as {{ dbt.type_int() }}) as entry_count
-        where 1 = 0
-    {%- endif %}
+    select * from {{ membership_source }}
 
 ),
+{% else %}
+segment_membership as (
+
+    select
+        cast(null as {{ dbt.type_string() }}) as segment,
+        cast(null as {{ dbt.type_string() }}) as member_key,
+        cast(null as {{ dbt.type_string() }}) as developer_id,
+        cast(null as {{ dbt.type_timestamp() }}) as entered_at,
+        cast(null as {{ dbt.type_timestamp() }}) as exited_at,
+        cast(null as date) as entered_as_of,
+        cast(null as date) as exited_as_of,
+        cast(null as {{ dbt.type_int() }}) as entry_count,
+        cast(null as {{ dbt.type_string() }}) as sequence_period,
+        cast(null as date) as sequence_started_as_of,
+        cast(null as {{ dbt.type_int() }}) as sequence_step,
+        cast(null as date) as goal_reached_as_of
+    where 1 = 0
+
+),
+{% endif %}
 
 final as (
 
     select
-        cast(segment as {{ dbt.type_string() }}) as segment,
-        cast(member_key as {{ dbt.type_string() }}) as member_key,
-        cast(developer_id as {{ dbt.type_string() }}) as developer_id,
+        segment,
+        member_key,
+        developer_id,
         entered_at,
-        coalesce(entered_as_of, {{ utc_date('entered_at') }}) as entered_as_of,
         exited_at,
-        coalesce(exited_as_of, {{ utc_date('exited_at') }}) as exited_as_of,
-        entry_count
+        entered_as_of,
+        exited_as_of,
+        entry_count,
+        sequence_period,
+        sequence_started_as_of,
+        sequence_step,
+        goal_reached_as_of
     from segment_membership
 
 )

@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import click
+import sqlalchemy as sa
 
 from email_sync.freshness import max_event_lag_hours, raw_events_freshness
 from email_sync.hashing import hash_key

@@ -108,7 +108,7 @@ def ui(pipeline, tmp_path_factory: pytest.TempPathFactory):
     """`onramp ui --webserver-only` on a free port, stopped (with its process group) afterwards."""
     port = _free_port()
     log = tmp_path_factory.mktemp("ui") / "ui.log"
-    onramp = [sys.executable, "-c", "from onramp.cli import cli; cli()"]
+    onramp = [sys.executable, "-c", "from cli.main import cli; cli()"]
     with log.open("wb") as out:
         process = subprocess.Popen(
             [*onramp, "ui", "--webserver-only", "--host", "127.0.0.1", "--port", str(port)],

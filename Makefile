@@ -24,6 +24,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 	eval "$$($(BIN)/python -m onramp.dbt env)" && $(BIN)/sqlfluff lint dbt_project/models
 
 format: $(STAMP)
@@ -37,4 +38,4 @@ bench: $(STAMP)
 	for script in bench/*.py; do $(BIN)/python $$script || exit 1; done
 
 clean:
-	rm -rf $(VENV) target logs .pytest_cache
+	rm -rf $(VENV) target logs .pytest_cache .import_linter_cache

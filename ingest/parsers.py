@@ -169,6 +169,7 @@ def parse_timestamp(value: Any) -> tuple[str, datetime]:
 
 
 def utc_iso(parsed: datetime) -> str:
+    """A datetime as naive UTC ISO text (what COPY reads into timestamptz)."""
     if parsed.tzinfo is not None:
         parsed = parsed.astimezone(UTC).replace(tzinfo=None)
     return parsed.isoformat()
@@ -424,12 +425,14 @@ TABLE_SPECS: dict[str, TableSpec] = {
 
 
 def table_copy_columns(kind: str) -> tuple[str, ...]:
+    """The COPY column list of a reference table."""
     return (*(name for name, _ in TABLE_SPECS[kind]), "extras", "batch_id", "line_number")
 
 
 def table_line(
     spec: TableSpec, values: list[Any], extras: dict[str, Any] | None, batch: str, lineno: int
 ) -> str:
+    """One COPY text line of a reference table row."""
     row = []
     for (_, convert), value in zip(spec, values, strict=True):
         out = convert(value)
@@ -873,6 +876,7 @@ def _json_event(
 
 
 def parse_csv_table(kind: str, source: Source, reject: RejectFn, batch: str) -> Iterator[str]:
+    """COPY lines of a reference table from CSV (first: the column list)."""
     spec = TABLE_SPECS[kind]
     yield table_copy_columns(kind)
     rows = csv_rows(source.lines(), reject)
@@ -899,6 +903,7 @@ def parse_csv_table(kind: str, source: Source, reject: RejectFn, batch: str) -> 
 
 
 def parse_jsonl_table(kind: str, source: Source, reject: RejectFn, batch: str) -> Iterator[str]:
+    """COPY lines of a reference table from JSON lines (first: the column list)."""
     spec = TABLE_SPECS[kind]
     yield table_copy_columns(kind)
     names = [name for name, _ in spec]
@@ -1091,6 +1096,7 @@ def moesif_values(obj: dict[str, Any]) -> tuple[list[Any], dict[str, Any] | None
 def parse_moesif_events(
     source: Source, reject: RejectFn, batch: str, caller: str | None = None
 ) -> Iterator[str]:
+    """COPY lines of raw.api_events from a Moesif export (first: the column list)."""
     yield EVENT_COPY_COLUMNS
     for lineno, obj, text, _escape in moesif_objects(source, reject):
         try:

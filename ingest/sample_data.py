@@ -313,6 +313,8 @@ def _offset_str(minutes: int) -> str:
 
 @dataclass(frozen=True)
 class Incident:
+    """A generated service incident (times in epoch milliseconds)."""
+
     incident_id: str
     title: str
     started_ms: int

@@ -72,6 +72,8 @@ def _error_message(exc: http_exc.HTTPError) -> str:
 
 
 class SendGridProvider(Provider):
+    """Sends through the SendGrid v3 API with the official client."""
+
     name = "sendgrid"
     batch_size = MAX_PERSONALIZATIONS
 

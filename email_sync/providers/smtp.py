@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class SmtpTarget:
+    """Where and how to reach the SMTP server, from ONRAMP_SMTP_URL."""
+
     host: str
     port: int
     ssl: bool
@@ -45,6 +47,7 @@ class SmtpTarget:
 
 
 def parse_smtp_url(url: str) -> SmtpTarget:
+    """Host, port, TLS mode and login of an smtp:// or smtps:// URL."""
     parts = urlsplit(url)
     if parts.scheme not in ("smtp", "smtps"):
         raise ProviderError("ONRAMP_SMTP_URL must start with smtp:// or smtps://")
@@ -63,6 +66,8 @@ def parse_smtp_url(url: str) -> SmtpTarget:
 
 
 class SmtpProvider(Provider):
+    """Sends over SMTP (STARTTLS or implicit TLS)."""
+
     name = "smtp"
     batch_size = 200
 

@@ -158,6 +158,7 @@ RAW_ASSETS = [_build_raw_asset(kind) for kind in RAW_KINDS]
     description="Loads new or changed files of the landing folder (ONRAMP_LANDING_DIR) into raw.",
 )
 def landing_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
+    """One run that loads the landing folder's new files, for the latest partition."""
     from onramp.settings import Settings
 
     landing_dir = Settings.from_env().landing_dir

@@ -301,8 +301,9 @@ def run_demo_pipeline(
     from ingest.sample_data import generate
     from onramp.as_of import check_in_partitions, parse_as_of
     from onramp.warehouse import get_engine
-    from orchestration.lib.instance import ensure_dagster_home
+    from orchestration.lib.instance import ensure_dagster_home, fast_local_storage
 
+    fast_local_storage()
     settings = Settings.from_env()
     as_of = check_in_partitions(parse_as_of(as_of))
     sample_dir = settings.landing_dir / "sample"

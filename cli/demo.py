@@ -43,10 +43,11 @@ def demo(as_of: str | None, developers: int, days: int, seed: int, dry_run: bool
     from onramp.settings import Settings
     from orchestration.demo_pipeline import run_demo_pipeline
 
+    day = parse_as_of(as_of)
     settings = Settings.from_env()
     click.echo(f"onramp demo: warehouse and state in {settings.home}", err=True)
     result = run_demo_pipeline(
-        parse_as_of(as_of),
+        day,
         developers=developers,
         days=days,
         seed=seed,

@@ -8,7 +8,11 @@ $ONRAMP_HOME/logs and the UI, not to the terminal.
 
 from __future__ import annotations
 
+import datetime as dt
+
 import click
+
+from onramp.as_of import AS_OF
 
 
 def _table(title: str, header: tuple[str, ...], rows: list[tuple]) -> None:
@@ -29,15 +33,15 @@ def _table(title: str, header: tuple[str, ...], rows: list[tuple]) -> None:
 @click.option(
     "--as-of",
     "as_of",
+    type=AS_OF,
     default=None,
-    metavar="YYYY-MM-DD",
     help="Last complete UTC day of data, the partition to run (default: yesterday in UTC).",
 )
 @click.option("--developers", default=300, show_default=True, help="Sample developers.")
 @click.option("--days", default=45, show_default=True, help="Days of sample traffic.")
 @click.option("--seed", default=7, show_default=True, help="Seed of the sample data.")
 @click.option("--dry-run", is_flag=True, help="Compute every sync but send and write nothing.")
-def demo(as_of: str | None, developers: int, days: int, seed: int, dry_run: bool) -> None:
+def demo(as_of: dt.date | None, developers: int, days: int, seed: int, dry_run: bool) -> None:
     """Generate sample data, load it, build the models and sync every segment to the provider."""
     from onramp.as_of import parse_as_of
     from onramp.settings import Settings

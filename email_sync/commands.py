@@ -15,7 +15,7 @@ from email_sync.membership import require_segment_table
 from email_sync.render import Renderer
 from email_sync.specs import SegmentSpec, load_segment_specs
 from email_sync.sync import SyncResult, sync_all
-from onramp.as_of import parse_as_of, yesterday_utc
+from onramp.as_of import AS_OF, parse_as_of, yesterday_utc
 from onramp.errors import OnrampError
 from onramp.settings import Settings
 
@@ -66,7 +66,7 @@ def format_table(results: list[SyncResult]) -> str:
     return "\n".join(lines)
 
 
-def _parse_date(value: str | None) -> date:
+def _parse_date(value: date | None) -> date:
     return parse_as_of(value)
 
 
@@ -80,7 +80,7 @@ def _parse_date(value: str | None) -> date:
 )
 @click.option(
     "--as-of",
-    metavar="YYYY-MM-DD",
+    type=AS_OF,
     help="As-of day, the Dagster partition key (default: yesterday UTC).",
 )
 @click.option("--wait", is_flag=True, help="Wait for a running sync of the same segment to finish.")
@@ -88,7 +88,7 @@ def sync(
     segments: tuple[str, ...],
     dry_run: bool,
     allow_large: bool,
-    as_of: str | None,
+    as_of: date | None,
     wait: bool,
 ) -> None:
     """Push segment changes to the email provider: list membership and triggered emails."""

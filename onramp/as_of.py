@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from typing import Any
+
+import click
 
 from onramp.errors import OnrampError
 
@@ -80,3 +83,21 @@ def check_in_partitions(as_of: dt.date) -> dt.date:
             f"as-of day {as_of.isoformat()} is not complete yet (latest: {yesterday_utc()})"
         )
     return as_of
+
+
+class AsOfParam(click.ParamType):
+    """`--as-of YYYY-MM-DD` of every command: parsed here, a usage error names the option."""
+
+    name = "YYYY-MM-DD"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        """The day, or a usage error ("Invalid value for '--as-of': ...")."""
+        if value is None or isinstance(value, dt.date):
+            return value
+        try:
+            return parse_as_of(value)
+        except AsOfError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+AS_OF = AsOfParam()

@@ -22,7 +22,7 @@ from typing import Any
 
 import click
 
-from onramp.as_of import parse_as_of
+from onramp.as_of import AS_OF, parse_as_of
 from onramp.errors import OnrampError
 from onramp.manifest import PROFILES_DIR, PROJECT_DIR, manifest_path, target_dir
 from onramp.settings import Settings
@@ -267,8 +267,8 @@ def run_dbt(
 @click.option(
     "--as-of",
     "as_of",
+    type=AS_OF,
     default=None,
-    metavar="YYYY-MM-DD",
     help="Last complete day of data (the Dagster partition key); default yesterday in UTC.",
 )
 @click.option("--full-refresh", is_flag=True, help="Rebuild incremental models from scratch.")

@@ -1,14 +1,18 @@
 """dbt run in process by the core's runner, its results turned into Dagster events.
 
 Dagster's dbt assets call `onramp.dbt.run_dbt`, the runner `onramp build` uses: no dbt subprocess
-and no second parse. dbt's result events (one per model, seed, snapshot and test) are collected as
-they fire and handed to dagster-dbt's own event translation, so materializations and asset-check
-results look exactly as dagster-dbt would report them.
+and no second parse. dbt runs in a worker thread; its result events (one per model, seed, snapshot
+and test) are handed over as they fire to dagster-dbt's own event translation, so each
+materialization and asset-check result is recorded while dbt builds the next models (Dagster's
+storage writes overlap dbt's waits on the warehouse) and looks exactly as dagster-dbt would
+report it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import queue
+import threading
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -58,16 +62,29 @@ def dbt_build_events(
     """
     from dbt_common.events.functions import msg_to_dict
 
-    collected: list[dict[str, Any]] = []
+    results: queue.Queue[dict[str, Any] | None] = queue.Queue()
+    outcome: dict[str, Any] = {}
 
-    def collect(msg: Any) -> None:
+    def collect(msg: Any) -> None:  # called on dbt's threads
         if msg.info.name in RESULT_EVENTS:
-            collected.append(msg_to_dict(msg))
+            results.put(msg_to_dict(msg))
 
     args = ["build", *_subset_args(context, manifest, translator)]
+
+    def work() -> None:
+        try:
+            outcome["run"] = run_dbt(
+                args, as_of=as_of, settings=settings, check=False, on_event=collect
+            )
+        except BaseException as exc:  # re-raised in the step's thread below
+            outcome["error"] = exc
+        finally:
+            results.put(None)
+
     context.log.info(f"dbt {' '.join(args)} for as-of {as_of.isoformat()}")
-    run = run_dbt(args, as_of=as_of, settings=settings, check=False, on_event=collect)
-    for raw in collected:
+    worker = threading.Thread(target=work, name="dbt-build", daemon=True)
+    worker.start()
+    while (raw := results.get()) is not None:
         message = DbtCoreCliEventMessage(raw_event=raw, event_history_metadata={})
         yield from message.to_default_asset_events(
             manifest=manifest,
@@ -75,6 +92,10 @@ def dbt_build_events(
             context=context,
             target_path=target_dir(),
         )
+    worker.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    run = outcome["run"]
     context.log.info(run.summary())
     if not run.success:
         raise dg.Failure(description=run.failure_line())

@@ -42,9 +42,10 @@ def test_demo_prints_progress_and_results_but_no_library_log_lines(pipeline):
         rf"0 emails written to the outbox {re.escape(str(outbox))}; [0-9.]+ s in all\. .*",
         result.stdout.strip().splitlines()[-1],
     )
-    logs = pipeline.env.home / "logs"
-    assert (logs / "dbt.log").stat().st_size > 0
-    assert (logs / "onramp.log").stat().st_size > 0
+    from onramp.dbt import log_dir
+
+    assert (log_dir() / "dbt.log").stat().st_size > 0
+    assert (pipeline.env.home / "logs" / "onramp.log").stat().st_size > 0
 
 
 def test_last_line_names_the_provider_in_use_without_secrets(orch_env):
@@ -66,3 +67,28 @@ def test_last_line_names_the_provider_in_use_without_secrets(orch_env):
         settings, email_provider="smtp", smtp_url="smtp://user:s3cret@mail.example.com:587"
     )
     assert email_destination(smtp) == "sent over SMTP to mail.example.com:587"
+
+
+def test_build_prints_the_day_and_one_summary_line_not_dbts_log(pipeline):
+    from cli.main import cli
+    from onramp.dbt import log_dir
+
+    root = logging.getLogger()
+    handlers = list(root.handlers)
+    try:
+        result = CliRunner().invoke(
+            cli, ["build", "--as-of", AS_OF.isoformat(), "--select", "stg_raw__endpoints"]
+        )
+    finally:
+        for handler in set(root.handlers) - set(handlers):
+            root.removeHandler(handler)
+            handler.close()
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    logs = log_dir()  # $ONRAMP_HOME/logs unless DBT_LOG_PATH says otherwise
+    assert result.output.splitlines()[0] == f"as of {AS_OF.isoformat()} (dbt.log in {logs})"
+    assert re.fullmatch(
+        r"dbt build: 1 models built, \d+ tests passed, 0 failed in [0-9.]+ s",
+        result.output.splitlines()[1],
+    )
+    assert len(result.output.splitlines()) == 2
+    assert "stg_raw__endpoints" in (logs / "dbt.log").read_text()

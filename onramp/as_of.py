@@ -62,10 +62,8 @@ def from_partition_key(key: str) -> dt.date:
 def partitions_start() -> dt.date:
     """The first daily partition: ONRAMP_PARTITIONS_START, else 2026-01-01."""
     raw = (os.environ.get(PARTITIONS_START_ENV) or "").strip()
-    if not raw:
-        return DEFAULT_PARTITIONS_START
     try:
-        return parse_as_of(raw)
+        return parse_as_of(raw) if raw else DEFAULT_PARTITIONS_START
     except AsOfError as exc:
         raise AsOfError(f"{PARTITIONS_START_ENV} must be YYYY-MM-DD, got {raw!r}") from exc
 

@@ -24,6 +24,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 	eval "$$($(BIN)/python -m onramp.dbt env)" && $(BIN)/sqlfluff lint dbt_project/models
 	eval "$$($(BIN)/python -m onramp.dbt env)" && DBT_TARGET_PATH=target $(BIN)/dbt parse --project-dir . --quiet && $(BIN)/dbt-bouncer run --config-file dbt-bouncer.yml
 
@@ -42,4 +43,4 @@ report-screenshot: $(STAMP)
 	$(BIN)/python -m report.screenshot docs/images/funnel_report.png
 
 clean:
-	rm -rf $(VENV) target logs .pytest_cache
+	rm -rf $(VENV) target logs .pytest_cache .import_linter_cache

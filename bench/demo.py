@@ -8,7 +8,8 @@ with its own embedded PostgreSQL (started before timing). Each variant then runs
 process, timed from process start to exit, so import and definition-loading costs count:
 
 - dagster: `run_demo_pipeline` (what `onramp demo` calls): one in-process Dagster run of
-  build_and_sync: raw loads, `dbt build` via dagster-dbt, every segment sync, asset checks,
+  build_and_sync for the as-of day's partition: raw loads, `dbt build` in process through the
+  core's runner (results turned into materializations and checks), every segment sync,
   materialization metadata, run storage in the local instance;
 - direct: the same work without Dagster: `load_manifest_dir`, `run_dbt(["build"])` (dbt in
   process) and `sync_all` over the manifest's segment specs.
@@ -60,8 +61,8 @@ from datetime import date
 from email_sync.specs import load_segment_specs
 from email_sync.sync import sync_all
 from ingest.loader import load_manifest_dir
-from ingest.schema import ensure_raw_schema
 from onramp.dbt import manifest_path, run_dbt
+from onramp.raw_schema import ensure_raw_schema
 from onramp.settings import Settings
 from onramp.warehouse import get_engine
 t1 = time.perf_counter()

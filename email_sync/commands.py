@@ -4,7 +4,7 @@ same functions)."""
 from __future__ import annotations
 
 import sys
-from datetime import UTC, date, datetime, timedelta
+from datetime import date
 from pathlib import Path
 
 import click
@@ -15,6 +15,7 @@ from email_sync.hashing import hash_key
 from email_sync.render import Renderer
 from email_sync.specs import SegmentSpec, load_segment_specs
 from email_sync.sync import SyncResult, sync_all
+from onramp.as_of import AS_OF, parse_as_of, yesterday_utc
 from onramp.errors import OnrampError
 from onramp.settings import Settings
 
@@ -22,8 +23,8 @@ COLUMNS = ("segment", "members", "entered", "exited", "sent", "suppressed", "fai
 
 
 def default_as_of() -> date:
-    """Yesterday in UTC: the last complete day of data (docs/settings.md)."""
-    return datetime.now(UTC).date() - timedelta(days=1)
+    """Yesterday in UTC: the last complete day of data (onramp.as_of, as for build and Dagster)."""
+    return yesterday_utc()
 
 
 def find_manifest() -> Path:
@@ -37,6 +38,7 @@ def find_manifest() -> Path:
 
 
 def select_specs(specs: list[SegmentSpec], names: tuple[str, ...]) -> list[SegmentSpec]:
+    """The specs the user named (`name` or `seg_name`), in their order; all when none named."""
     if not names:
         return specs
     by_name = {s.name: s for s in specs}
@@ -62,6 +64,7 @@ def held_back(engine: sa.Engine, specs: list[SegmentSpec], day: date) -> dict[st
 
 
 def format_table(results: list[SyncResult]) -> str:
+    """One row per segment sync, as `onramp sync` prints it."""
     rows = [COLUMNS] + [tuple(str(v) for v in r.as_row().values()) for r in results]
     widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
     lines = []
@@ -75,8 +78,8 @@ def format_table(results: list[SyncResult]) -> str:
     return "\n".join(lines)
 
 
-def _parse_date(value: datetime | None) -> date:
-    return value.date() if value else default_as_of()
+def _parse_date(value: date | None) -> date:
+    return parse_as_of(value)
 
 
 @click.command()
@@ -88,7 +91,9 @@ def _parse_date(value: datetime | None) -> date:
     "--allow-large", is_flag=True, help="Let a change larger than the blast radius through."
 )
 @click.option(
-    "--as-of", type=click.DateTime(["%Y-%m-%d"]), help="As-of day (default: yesterday UTC)."
+    "--as-of",
+    type=AS_OF,
+    help="As-of day, the Dagster partition key (default: yesterday UTC).",
 )
 @click.option("--wait", is_flag=True, help="Wait for a running sync of the same segment to finish.")
 @click.option(
@@ -103,7 +108,7 @@ def sync(
     segments: tuple[str, ...],
     dry_run: bool,
     allow_large: bool,
-    as_of: datetime | None,
+    as_of: date | None,
     wait: bool,
     initial: str,
 ) -> None:

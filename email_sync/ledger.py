@@ -47,6 +47,7 @@ def adopt_unfinished(conn: sa.Connection, spec: SegmentSpec, run_id: int, max_at
 
 
 def count_pending(conn: sa.Connection, run_id: int) -> int:
+    """Messages of a sync run still waiting to be sent."""
     return conn.execute(
         sa.text(
             "select count(*) from email_sync.messages where run_id = :run and status = 'pending'"

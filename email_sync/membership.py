@@ -58,6 +58,8 @@ def check_segment_table(conn: sa.Connection, spec: SegmentSpec) -> None:
 
 @dataclass(frozen=True)
 class Diff:
+    """How a segment's membership changed since its last sync."""
+
     members: int
     entered: int
     exited: int

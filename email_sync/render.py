@@ -36,6 +36,7 @@ _EMAIL = re.compile(EMAIL_RE)
 
 
 def valid_email(address: str | None) -> bool:
+    """The address matches EMAIL_RE (the rule the SQL guardrail also enforces)."""
     # fullmatch: re's `$` also matches before a trailing newline; PostgreSQL's `~` does not.
     return bool(address) and len(address) <= 254 and bool(_EMAIL.fullmatch(address))
 
@@ -46,12 +47,16 @@ class TemplateMissing(OnrampError):
 
 @dataclass(frozen=True)
 class Rendered:
+    """One rendered email: subject, HTML and plain-text parts."""
+
     subject: str
     html: str
     text: str
 
 
 class Renderer:
+    """Renders a campaign's templates for one member."""
+
     def __init__(
         self,
         templates_dir: Path | None = None,

@@ -8,6 +8,7 @@ import sqlalchemy as sa
 
 
 def schema_ddl() -> str:
+    """The DDL of the email_sync schema (schema.sql beside this module)."""
     return files("email_sync").joinpath("schema.sql").read_text()
 
 

@@ -1,0 +1,1 @@
+"""ingest: raw files (API events, developers, incidents, endpoints) into raw.*."""

@@ -109,6 +109,7 @@ class BatchResult:
 
 
 def normalise_kind(kind: str) -> str:
+    """The raw table a kind names (`api-events`, `events` -> api_events); LoadError if none."""
     key = kind.strip().lower().replace("-", "_")
     if key in ("events", "api_event"):
         key = "api_events"
@@ -167,6 +168,7 @@ def _sniff(kind: str, head: bytes) -> str | None:
 
 
 def file_checksum(path: Path) -> str:
+    """sha256 of the file's bytes: a file loaded before is skipped."""
     return FileDigest(path).hexdigest()
 
 

@@ -22,14 +22,23 @@ from typing import Any
 
 import click
 
+from onramp.as_of import AS_OF, parse_as_of
 from onramp.errors import OnrampError
+from onramp.manifest import PROFILES_DIR, PROJECT_DIR, manifest_path, target_dir
 from onramp.settings import Settings
 
-log = logging.getLogger(__name__)
+__all__ = [
+    "PROFILES_DIR",
+    "PROJECT_DIR",
+    "DbtError",
+    "DbtRun",
+    "build",
+    "manifest_path",
+    "run_dbt",
+    "target_dir",
+]
 
-# The dbt project root is the repo root (dbt_project.yml); profiles.yml lives in dbt_project/.
-PROJECT_DIR = Path(__file__).resolve().parents[1]
-PROFILES_DIR = PROJECT_DIR / "dbt_project"
+log = logging.getLogger(__name__)
 
 # Commands that never touch the warehouse: no raw schema, no connection needed.
 _OFFLINE_COMMANDS = {"parse", "ls", "list", "deps", "clean", "debug"}
@@ -69,22 +78,14 @@ class DbtRun:
             parts.append(f"{self.skipped} skipped")
         return f"dbt {self.command}: " + ", ".join(parts) + f" in {self.seconds:.1f} s"
 
-
-def target_dir() -> Path:
-    """dbt's target path: $DBT_TARGET_PATH (relative to the project) or target/ in the repo."""
-    path = Path(os.environ.get("DBT_TARGET_PATH") or "target")
-    return path if path.is_absolute() else PROJECT_DIR / path
-
-
-def manifest_path(settings: Settings | None = None) -> Path:
-    """target/manifest.json of the project, running `dbt parse` first when it is missing.
-
-    email_sync and Dagster read segment meta from it, so it must exist before they start.
-    """
-    path = target_dir() / "manifest.json"
-    if not path.exists():
-        run_dbt(["parse"], settings=settings)
-    return path
+    def failure_line(self, exception: Any = None) -> str:
+        """One line naming what failed (the first three nodes), for DbtError and Dagster."""
+        if self.failures:
+            shown = "; ".join(self.failures[:3])
+            more = f" and {len(self.failures) - 3} more" if len(self.failures) > 3 else ""
+            return f"dbt {self.command} failed: {shown}{more}"
+        reason = _first_line(exception) or "see dbt.log under $ONRAMP_HOME/logs"
+        return f"dbt {self.command} failed: {reason}"
 
 
 def _with_as_of(args: list[str], as_of: date | None) -> list[str]:
@@ -134,7 +135,7 @@ def _dbt_environment(settings: Settings | None, offline: bool) -> Iterator[None]
 
 def _ensure_raw(settings: Settings | None) -> None:
     """Sources must resolve on an empty warehouse: create the raw schema before dbt runs."""
-    from ingest.schema import ensure_raw_schema
+    from onramp.raw_schema import ensure_raw_schema
     from onramp.warehouse import get_engine
 
     ensure_raw_schema(get_engine(settings))
@@ -194,6 +195,14 @@ def _tally(command: str, res: Any, seconds: float) -> DbtRun:
     return run
 
 
+def log_dir(settings: Settings | None = None) -> Path:
+    """Where dbt writes dbt.log: $DBT_LOG_PATH, else $ONRAMP_HOME/logs (never the console)."""
+    configured = os.environ.get("DBT_LOG_PATH")
+    if configured:
+        return Path(configured)
+    return (settings or Settings.from_env()).home / "logs"
+
+
 def run_dbt(
     args: Sequence[str],
     as_of: date | None = None,
@@ -201,12 +210,17 @@ def run_dbt(
     *,
     check: bool = True,
     on_node: Callable[[str, str], None] | None = None,
+    on_event: Callable[[Any], None] | None = None,
+    quiet: bool = True,
 ) -> DbtRun:
     """Run one dbt command in process, e.g. run_dbt(["build", "--select", "segments"]).
 
-    as_of sets var `as_of_date` (default: the project's, yesterday UTC). With check (default), a
-    failed invocation raises DbtError with one line naming the failed nodes. on_node(unique_id,
-    status) is called as each node finishes (progress display).
+    The CLI, Dagster and the tests all come through here. as_of sets var `as_of_date` (default:
+    the project's, yesterday UTC). With check (default), a failed invocation raises DbtError with
+    one line naming the failed nodes. on_node(unique_id, status) is called as each node finishes
+    (progress display); on_event(msg) with each of dbt's event messages (Dagster turns the result
+    events into materializations and check results). quiet keeps dbt's lines off the console:
+    they go to dbt.log in `log_dir()`.
     """
     from dbt.cli.main import dbtRunner
 
@@ -223,8 +237,12 @@ def run_dbt(
         str(PROJECT_DIR),
         "--profiles-dir",
         str(PROFILES_DIR),
+        "--log-path",
+        str(log_dir(settings)),
     ]
-    callbacks = []
+    if quiet and "--log-level" not in args:
+        full_args += ["--log-level", "none"]
+    callbacks: list[Callable[[Any], None]] = []
     if on_node is not None:
 
         def _callback(event: Any) -> None:
@@ -233,18 +251,15 @@ def run_dbt(
                 on_node(info.unique_id, info.node_status)
 
         callbacks.append(_callback)
+    if on_event is not None:
+        callbacks.append(on_event)
     log.info("dbt %s", " ".join(args))
     started = time.monotonic()
     with _dbt_environment(settings, offline):
         res = dbtRunner(callbacks=callbacks).invoke(full_args)
     run = _tally(command, res, time.monotonic() - started)
     if check and not run.success:
-        if run.failures:
-            shown = "; ".join(run.failures[:3])
-            more = f" and {len(run.failures) - 3} more" if len(run.failures) > 3 else ""
-            raise DbtError(f"dbt {command} failed: {shown}{more}")
-        reason = _first_line(res.exception) or "see logs/dbt.log"
-        raise DbtError(f"dbt {command} failed: {reason}")
+        raise DbtError(run.failure_line(res.exception))
     return run
 
 
@@ -252,9 +267,9 @@ def run_dbt(
 @click.option(
     "--as-of",
     "as_of",
-    type=click.DateTime(formats=["%Y-%m-%d"]),
+    type=AS_OF,
     default=None,
-    help="Last complete day of data (YYYY-MM-DD); default yesterday in UTC.",
+    help="Last complete day of data (the Dagster partition key); default yesterday in UTC.",
 )
 @click.option("--full-refresh", is_flag=True, help="Rebuild incremental models from scratch.")
 @click.option(
@@ -270,9 +285,12 @@ def run_dbt(
     default=None,
     help="Extra dbt vars as YAML/JSON, e.g. '{stage_window_days: 14}'.",
 )
-def build(as_of: Any, full_refresh: bool, select: tuple[str, ...], dbt_vars: str | None) -> None:
+def build(
+    as_of: str | None, full_refresh: bool, select: tuple[str, ...], dbt_vars: str | None
+) -> None:
     """Build the dbt models (staging, marts, segments) and run their tests."""
-    args = ["build", "--quiet"]
+    day = parse_as_of(as_of)
+    args = ["build"]
     if full_refresh:
         args.append("--full-refresh")
     for selector in select:
@@ -289,10 +307,11 @@ def build(as_of: Any, full_refresh: bool, select: tuple[str, ...], dbt_vars: str
             click.echo(f"\r{done} nodes done: {name:<60}", nl=False, err=True)
 
     try:
-        run = run_dbt(args, as_of=as_of.date() if as_of else None, on_node=progress)
+        run = run_dbt(args, as_of=day, on_node=progress)
     finally:
         if done and sys.stderr.isatty():
             click.echo("\r" + " " * 80 + "\r", nl=False, err=True)
+    click.echo(f"as of {day.isoformat()} (dbt.log in {log_dir()})")
     click.echo(run.summary())
 
 

@@ -39,6 +39,8 @@ class SettingsError(OnrampError):
 
 @dataclass(frozen=True)
 class Settings:
+    """Every setting onramp reads, from the environment (secrets hidden from repr)."""
+
     home: Path
     database_url: str | None
     dagster_home: Path

@@ -1,0 +1,1 @@
+"""orchestration: the Dagster code location, the operator's view of onramp."""

@@ -12,7 +12,10 @@ import dagster as dg
 from orchestration.defs import dbt as dbt_area
 from orchestration.defs import email as email_area
 from orchestration.defs import ingest as ingest_area
+from orchestration.lib.instance import fast_local_storage
 from orchestration.lib.resources import RESOURCE_KEY, OnrampResource
+
+fast_local_storage()
 
 defs = dg.Definitions.merge(
     ingest_area.defs,

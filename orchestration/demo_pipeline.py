@@ -1,10 +1,11 @@
 """The whole pipeline in one process, through the same Dagster definitions the UI shows.
 
 `onramp demo` calls `run_demo_pipeline`: sample data is generated into the landing folder, then
-one Dagster run of job ``build_and_sync`` loads it, builds every dbt model with its tests for the
-as-of date and syncs every segment to the configured provider (the outbox by default). The run is
-recorded in the local Dagster instance, so `onramp ui` shows it afterwards. Running it again with
-the same as-of date writes no new email: email_sync's ledger already holds every message.
+one Dagster run of job ``build_and_sync`` for the as-of day's partition loads it, builds every dbt
+model with its tests and syncs every segment to the configured provider (the outbox by default).
+The run is recorded in the local Dagster instance, so `onramp ui` shows the partition
+materialized afterwards. Running it again for the same day writes no new email: email_sync's
+ledger already holds every message.
 """
 
 from __future__ import annotations
@@ -53,14 +54,17 @@ class DemoResult:
     syncs: dict[str, dict[str, Any]] = field(default_factory=dict)  # segment -> counts + flags
     notifications: list[str] = field(default_factory=list)  # team messages, posted or not
     dry_run: bool = False
-    log_path: Path | None = None  # dbt's console output of the run, when quiet
+    log_path: Path | None = None  # stray console output of the run, when quiet
+    destination: str = ""  # where the emails went, e.g. "through SendGrid (api.sendgrid.com)"
 
     @property
     def emails_sent(self) -> int:
+        """Emails the provider accepted in this run (0 in a dry run)."""
         return sum(int(s.get("sent", 0)) for s in self.syncs.values())
 
     @property
     def held_back(self) -> list[str]:
+        """Segments whose sends waited for fresh raw events."""
         return [name for name, s in self.syncs.items() if s.get("held_back")]
 
 
@@ -208,6 +212,20 @@ def _report_progress(
             return
 
 
+def email_destination(settings: Settings) -> str:
+    """Where the configured provider puts emails, for the demo's last line (no secret in it)."""
+    from urllib.parse import urlparse
+
+    if settings.email_provider == "sendgrid":
+        host = settings.sendgrid_api_host or "https://api.sendgrid.com"
+        return f"sent through SendGrid ({urlparse(host).netloc or host})"
+    if settings.email_provider == "smtp":
+        parsed = urlparse(settings.smtp_url or "")
+        where = f"{parsed.hostname}:{parsed.port}" if parsed.port else str(parsed.hostname)
+        return f"sent over SMTP to {where}"
+    return f"written to the outbox {settings.outbox_dir}"
+
+
 def _execute(
     instance: Any,
     as_of: dt.date,
@@ -215,13 +233,14 @@ def _execute(
     log_level: str,
     progress: Callable[[str], None] | None,
 ) -> _Executed:
+    from onramp.as_of import to_partition_key
     from orchestration.definitions import defs
     from orchestration.lib.automation import sync_run_tags
     from orchestration.lib.resources import run_config_for
 
     _free_stale_pool_slots(instance)
     job = defs.resolve_job_def("build_and_sync")
-    run_config = run_config_for(as_of, dry_run=dry_run)
+    run_config = run_config_for(dry_run=dry_run)
     run_config["loggers"] = {"console": {"config": {"log_level": log_level.upper()}}}
     run_id = str(uuid.uuid4())
     stop = threading.Event()
@@ -237,7 +256,8 @@ def _execute(
             run_config=run_config,
             instance=instance,
             run_id=run_id,
-            tags={**sync_run_tags(), "onramp/as_of": as_of.isoformat(), "onramp/trigger": "demo"},
+            partition_key=to_partition_key(as_of),
+            tags={**sync_run_tags(), "onramp/trigger": "demo"},
             raise_on_error=False,
         )
     finally:
@@ -261,7 +281,7 @@ def run_demo_pipeline(
     seed: int = 7,
     dry_run: bool = False,
     instance: Any = None,
-    log_level: str = "WARNING",
+    log_level: str = "CRITICAL",
     quiet: bool = True,
     progress: Callable[[str], None] | None = None,
 ) -> DemoResult:
@@ -269,22 +289,24 @@ def run_demo_pipeline(
 
     Settings come from the environment, as for every asset of the run (`Settings.from_env()`).
     `instance`: a DagsterInstance; default the local one in the settings' Dagster folder.
-    `log_level`: of Dagster's console log for the run (the run's full log is in the instance).
-    `quiet`: dagster-dbt echoes every dbt event to stdout; keep it in
-    `$ONRAMP_HOME/logs/demo-dbt.log` instead, so the demo prints only its own summary.
+    `log_level`: of Dagster's console log for the run (the run's full log is in the instance and
+    the UI; dbt's is in $ONRAMP_HOME/logs/dbt.log).
+    `quiet`: anything a library still prints to stdout goes to `$ONRAMP_HOME/logs/demo.log`, so
+    the demo prints only its own progress and summary.
     `progress`: called (from a watcher thread) with one line per step start/end and per sync,
     e.g. "dbt_models: started", "dbt_models: done in 21.4 s", "sync_welcome: 4 sent".
     Raises OnrampError with one line when the run fails.
     """
     from dagster import DagsterInstance
 
-    from onramp.warehouse import get_engine
-    from orchestration.lib.instance import ensure_dagster_home
-    from orchestration.lib.resources import parse_as_of
     from sample_data import generate
+    from onramp.as_of import check_in_partitions, parse_as_of
+    from onramp.warehouse import get_engine
+    from orchestration.lib.instance import ensure_dagster_home, fast_local_storage
 
+    fast_local_storage()
     settings = Settings.from_env()
-    as_of = parse_as_of(as_of)
+    as_of = check_in_partitions(parse_as_of(as_of))
     sample_dir = settings.landing_dir / "sample"
     started = time.perf_counter()
     generated = False
@@ -297,7 +319,7 @@ def run_demo_pipeline(
     own_instance = instance is None
     if own_instance:
         instance = DagsterInstance.from_config(str(ensure_dagster_home(settings)))
-    log_path = settings.home / "logs" / "demo-dbt.log" if quiet else None
+    log_path = settings.home / "logs" / "demo.log" if quiet else None
     try:
         with contextlib.ExitStack() as stack:
             if log_path is not None:
@@ -309,7 +331,7 @@ def run_demo_pipeline(
         if own_instance:
             instance.dispose()
     if not result.success:
-        where = f" (dbt output in {log_path})" if log_path else ""
+        where = f" (logs in {settings.home / 'logs'})" if log_path else ""
         raise OnrampError(f"pipeline run {result.run_id} failed: {_failure_line(result)}{where}")
 
     demo = DemoResult(
@@ -322,6 +344,7 @@ def run_demo_pipeline(
         generated=generated,
         dry_run=dry_run,
         log_path=log_path,
+        destination=email_destination(settings),
     )
     for event in result.materializations:
         key = event.asset_key.to_user_string()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -12,13 +14,19 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session")
-def onramp_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A fresh ONRAMP_HOME for the session, so tests never touch a developer's .onramp/."""
-    home = tmp_path_factory.mktemp("onramp_home")
+def onramp_home() -> Path:
+    """A fresh ONRAMP_HOME for the session, so tests never touch a developer's .onramp/.
+
+    Not under pytest's temp root: the embedded PostgreSQL runs as its own system user, which needs
+    to traverse every parent folder, and pytest resets its root (/tmp/pytest-of-<user>) to 0700
+    whenever another session starts on the machine.
+    """
+    home = Path(tempfile.mkdtemp(prefix="onramp-tests-"))
     os.environ["ONRAMP_HOME"] = str(home)
     os.environ.pop("ONRAMP_DATABASE_URL", None)
     os.environ.pop("DAGSTER_HOME", None)
-    return home
+    yield home
+    shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -70,6 +70,8 @@ class OutgoingEmail:
 
 @dataclass(frozen=True)
 class SendOutcome:
+    """What the provider said about one message: sent, failed or sent_unconfirmed."""
+
     message_id: str
     status: str  # sent | failed | sent_unconfirmed
     reason: str | None = None

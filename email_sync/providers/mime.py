@@ -34,6 +34,7 @@ class _VerbatimHeader(str):
 
 
 def message_id_header(message_id: str, sender: str) -> str:
+    """A Message-ID header built from our message id and the sender's domain."""
     domain = sender.rsplit("@", 1)[-1] or "onramp.local"
     return f"<{message_id}@{domain}>"
 

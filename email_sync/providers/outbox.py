@@ -29,6 +29,8 @@ def _slug(name: str) -> str:
 
 
 class OutboxProvider(Provider):
+    """Writes each email as an .eml file in the outbox folder (the default, no network)."""
+
     name = "outbox"
 
     def __init__(self, outbox_dir: Path, sender: str) -> None:

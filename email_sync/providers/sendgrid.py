@@ -86,6 +86,8 @@ class RequestTracker(Protocol):
 
 
 class SendGridProvider(Provider):
+    """Sends through the SendGrid v3 API with the official client."""
+
     name = "sendgrid"
     batch_size = MAX_PERSONALIZATIONS
 

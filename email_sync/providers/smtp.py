@@ -42,6 +42,8 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class SmtpTarget:
+    """Where and how to reach the SMTP server, from ONRAMP_SMTP_URL."""
+
     host: str
     port: int
     ssl: bool
@@ -58,6 +60,7 @@ FALSE = ("false", "0", "no")
 
 
 def parse_smtp_url(url: str) -> SmtpTarget:
+    """Host, port, TLS mode and login of an smtp:// or smtps:// URL."""
     parts = urlsplit(url)
     if parts.scheme not in ("smtp", "smtps"):
         raise ProviderError("ONRAMP_SMTP_URL must start with smtp:// or smtps://")
@@ -87,6 +90,8 @@ def parse_smtp_url(url: str) -> SmtpTarget:
 
 
 class SmtpProvider(Provider):
+    """Sends over SMTP (STARTTLS or implicit TLS)."""
+
     name = "smtp"
     batch_size = 200
 

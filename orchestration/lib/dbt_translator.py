@@ -24,6 +24,7 @@ def source_asset_key(source_name: str, table: str) -> dg.AssetKey:
 
 
 def model_asset_key(model_name: str) -> dg.AssetKey:
+    """A dbt model's asset key: its name."""
     return dg.AssetKey(model_name)
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from cli.main import cli
 from email_sync.specs import SpecError, load_segment_specs
-from onramp.cli import cli
 from tests.email_sync.conftest import member
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from onramp.cli import cli
+from cli.main import cli
 
 REPO = Path(__file__).resolve().parents[2]
 HEADER = "event_id,occurred_at,developer_id,status_code"

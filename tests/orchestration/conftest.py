@@ -9,7 +9,6 @@ the same run.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 from dataclasses import dataclass
@@ -19,7 +18,11 @@ from urllib.parse import urlparse, urlunparse
 import pytest
 import sqlalchemy as sa
 
-AS_OF = dt.date(2026, 11, 26)
+from onramp.as_of import yesterday_utc
+
+# The latest complete day, so the run materializes the latest daily partition (what the UI test
+# looks for); the sample data is generated for it, so every expectation follows the day.
+AS_OF = yesterday_utc()
 SAMPLE = {"developers": 40, "days": 16, "seed": 7}
 DATABASE = "onramp_orchestration"
 _ENV_KEYS = (

@@ -2,7 +2,8 @@
 
 The asset graph is snapshotted in snapshots/definitions.json: a dbt model, test or segment added
 or removed shows up here as a diff. After an intended change, refresh it with
-`ONRAMP_UPDATE_SNAPSHOTS=1 pytest tests/orchestration/test_definitions.py` and review the diff.
+`ONRAMP_UPDATE_SNAPSHOTS=1 pytest tests/orchestration/test_definitions.py` and review the diff; a
+missing snapshot fails the test (it is never written silently).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+
+from tests.orchestration.conftest import AS_OF
 
 SNAPSHOT = Path(__file__).parent / "snapshots" / "definitions.json"
 
@@ -42,8 +45,11 @@ def _snapshot(defs, graph) -> dict:
 
 def test_asset_graph_matches_snapshot(defs, graph):
     current = _snapshot(defs, graph)
-    if os.environ.get("ONRAMP_UPDATE_SNAPSHOTS") == "1" or not SNAPSHOT.exists():
+    if os.environ.get("ONRAMP_UPDATE_SNAPSHOTS") == "1":
         SNAPSHOT.write_text(json.dumps(current, indent=2, sort_keys=True) + "\n")
+    assert SNAPSHOT.exists(), (
+        f"{SNAPSHOT} is missing: run with ONRAMP_UPDATE_SNAPSHOTS=1 and review the new file"
+    )
     expected = json.loads(SNAPSHOT.read_text())
     assert current["assets"] == expected["assets"]
     assert set(current["checks"]) == set(expected["checks"])
@@ -54,9 +60,9 @@ def test_asset_graph_matches_snapshot(defs, graph):
 
 def test_one_sync_asset_per_synced_segment_downstream_of_its_model(graph):
     from email_sync.specs import load_segment_specs
-    from orchestration.lib.dbt_project import ensure_manifest
+    from onramp.manifest import manifest_path
 
-    specs = load_segment_specs(ensure_manifest())
+    specs = load_segment_specs(manifest_path())
     assert specs, "the dbt project declares no synced segment"
     sync_keys = {k for k in graph.get_all_asset_keys() if k.to_user_string().startswith("sync_")}
     assert sync_keys == {dg.AssetKey(f"sync_{s.name}") for s in specs}
@@ -91,7 +97,7 @@ def test_dbt_tests_are_asset_checks_of_their_models(graph):
 def test_schedules_and_sensor_are_off_unless_production_setting(defs, monkeypatch):
     from orchestration.lib import automation
 
-    for schedule in defs.schedules:
+    for schedule in map(defs.resolve_schedule_def, (s.name for s in defs.schedules)):
         assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED, schedule.name
     for sensor in defs.sensors:
         assert sensor.default_status == dg.DefaultSensorStatus.STOPPED, sensor.name
@@ -100,20 +106,31 @@ def test_schedules_and_sensor_are_off_unless_production_setting(defs, monkeypatc
     assert automation.default_sensor_status() == dg.DefaultSensorStatus.RUNNING
 
 
+def test_every_asset_is_partitioned_by_the_one_daily_partitioning(defs, graph):
+    from orchestration.lib.partitions import DAILY
+
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        if node.is_materializable:
+            assert node.partitions_def == DAILY, key.to_user_string()
+    assert DAILY.get_last_partition_key() == AS_OF.isoformat()  # yesterday, the last whole day
+
+
 def test_daily_schedule_builds_and_syncs_yesterday_one_run_per_provider_account(defs):
     import datetime as dt
 
-    schedule = next(s for s in defs.schedules if s.name == "daily_build_and_sync")
+    schedule = defs.resolve_schedule_def("daily_build_and_sync")
     tick = dt.datetime(2026, 11, 27, 5, 0, tzinfo=dt.UTC)
-    with dg.build_schedule_context(scheduled_execution_time=tick) as context:
-        request = schedule.evaluate_tick(context).run_requests[0]
-    assert request.run_config["resources"]["onramp"]["config"]["as_of_date"] == "2026-11-26"
+    with dg.instance_for_test() as instance:
+        with dg.build_schedule_context(instance=instance, scheduled_execution_time=tick) as context:
+            request = schedule.evaluate_tick(context).run_requests[0]
+    assert request.partition_key == "2026-11-26"
     assert request.tags["onramp/email_provider"] == "outbox"
     assert schedule.cron_schedule == "0 5 * * *"
 
 
 def test_hourly_sync_waits_for_a_build(defs):
-    schedule = next(s for s in defs.schedules if s.name == "hourly_sync")
+    schedule = defs.resolve_schedule_def("hourly_sync")
     with dg.instance_for_test() as instance:
         with dg.build_schedule_context(instance=instance) as context:
             result = schedule.evaluate_tick(context)

@@ -55,13 +55,15 @@ def _member_addresses(pipeline) -> set[str]:
 
 
 def _sync(instance, segments: list[str] | None = None) -> dg.ExecuteInProcessResult:
+    from onramp.as_of import to_partition_key
     from orchestration.definitions import defs
     from orchestration.lib.resources import run_config_for
 
     job = defs.resolve_job_def("sync_segments")
     return job.execute_in_process(
-        run_config=run_config_for(AS_OF),
+        run_config=run_config_for(),
         instance=instance,
+        partition_key=to_partition_key(AS_OF),
         asset_selection=[dg.AssetKey(f"sync_{s}") for s in segments] if segments else None,
     )
 
@@ -86,7 +88,7 @@ def test_full_graph_materializes_every_asset_and_passes_every_check(pipeline, in
     assert failed == []
     run = instance.get_run_by_id(run_id)
     assert run.tags["onramp/email_provider"] == "outbox"
-    assert run.run_config["resources"]["onramp"]["config"]["as_of_date"] == AS_OF.isoformat()
+    assert run.tags["dagster/partition"] == AS_OF.isoformat()  # the partition is the as-of day
 
 
 def test_rows_reach_raw_marts_and_segments(pipeline):
@@ -165,9 +167,9 @@ def test_second_sync_for_the_same_as_of_writes_no_new_email(pipeline, instance):
 def newcomer(pipeline):
     """A developer who just entered a segment that requires fresh events (not yet emailed)."""
     from email_sync.specs import load_segment_specs
-    from orchestration.lib.dbt_project import ensure_manifest
+    from onramp.manifest import manifest_path
 
-    specs = load_segment_specs(ensure_manifest())
+    specs = load_segment_specs(manifest_path())
     gated = [s for s in specs if s.requires_fresh_events and s.email]
     assert gated, "no segment with requires_fresh_events and an email in the dbt project"
     spec = next((s for s in gated if s.name == "stopped_traffic"), gated[0])
@@ -253,10 +255,12 @@ def test_landing_sensor_run_loads_a_new_file(pipeline, instance):
     request = next(r for r in result.run_requests)
     paths = request.run_config["ops"]["raw_developers"]["config"]["paths"]
     assert str(late) in paths
+    assert request.partition_key == AS_OF.isoformat()  # the latest complete day
     run = defs.resolve_job_def("build_and_sync").execute_in_process(
         run_config=request.run_config,
         instance=instance,
         asset_selection=request.asset_selection,
+        partition_key=request.partition_key,
         tags=request.tags,
     )
     assert run.success

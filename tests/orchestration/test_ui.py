@@ -1,11 +1,13 @@
 """The Dagster UI, started the way a user starts it (`onramp ui`), seen through headless chromium:
-the asset graph from raw loads to a segment sync, and that sync's latest metadata.
+the asset graph from raw loads to a segment sync, that sync's latest metadata, and the daily
+partitions of raw, dbt and sync assets with the latest one materialized by the pipeline's run.
 
 Needs Debian's chromium at /usr/bin/chromium (`.ci/run` installs it); skips without it.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 import json
 import os
@@ -108,7 +110,7 @@ def ui(pipeline, tmp_path_factory: pytest.TempPathFactory):
     """`onramp ui --webserver-only` on a free port, stopped (with its process group) afterwards."""
     port = _free_port()
     log = tmp_path_factory.mktemp("ui") / "ui.log"
-    onramp = [sys.executable, "-c", "from onramp.cli import cli; cli()"]
+    onramp = [sys.executable, "-c", "from cli.main import cli; cli()"]
     with log.open("wb") as out:
         process = subprocess.Popen(
             [*onramp, "ui", "--webserver-only", "--host", "127.0.0.1", "--port", str(port)],
@@ -164,3 +166,37 @@ def test_ui_shows_asset_graph_and_latest_sync_metadata(ui, pipeline, instance, t
     # "members <timestamp> 10 entered ...": the value shown is the latest materialization's
     assert re.search(rf"\bmembers\b.{{0,60}}\s{members}\s+entered\b", metadata)
     assert AS_OF.isoformat() in metadata
+
+
+def _page(profile: Path, url: str, expected: str, attempts: int = 3) -> str:
+    """The page's text once it shows `expected` (a busy machine may dump it before it renders)."""
+    page = ""
+    for _ in range(attempts):
+        page = _text(_chromium(profile, "--dump-dom", url).stdout.decode())
+        if expected in page:
+            break
+    return page
+
+
+def test_ui_shows_daily_partitions_with_the_latest_one_materialized(
+    ui, pipeline, instance, tmp_path: Path
+):
+    from orchestration.lib.partitions import DAILY
+
+    latest = DAILY.get_last_partition_key()
+    assert latest == AS_OF.isoformat() == pipeline.demo.as_of.isoformat()
+    total = len(DAILY.get_partition_keys())
+    profile = tmp_path / "chromium-profile"
+    for asset in ("raw_api_events", "seg_stopped_traffic", "sync_stopped_traffic"):
+        url = f"{ui}/assets/{asset}?view=partitions"
+        png = tmp_path / f"{asset}-partitions.png"
+        _chromium(profile, f"--screenshot={png}", url)
+        assert png.exists() and png.stat().st_size > 20_000
+        page = _page(profile, url, f"{total} Partitions")
+        assert f"{total} Partitions" in page, (asset, page[:400])
+        assert "Materialized (1)" in page and f"Missing ({total - 1})" in page, asset
+        assert page.index(latest) < page.index((AS_OF - dt.timedelta(days=1)).isoformat())
+        # the latest partition, opened: materialized by the latest run that built it
+        run_id = instance.get_latest_materialization_event(dg.AssetKey(asset)).run_id
+        detail = _page(profile, f"{url}&partition={latest}", run_id[:8])
+        assert "Latest materialization" in detail and run_id[:8] in detail, asset

@@ -8,28 +8,25 @@ records each segment on its own.
 """
 
 # No `from __future__ import annotations`: Dagster reads the context annotations at definition time.
-import datetime as dt
-
 import dagster as dg
 
 from email_sync.specs import SegmentSpec, load_segment_specs
-from orchestration.lib.automation import (
-    default_schedule_status,
-    sync_run_tags,
-)
-from orchestration.lib.dbt_project import ensure_manifest
+from onramp.manifest import manifest_path
+from orchestration.lib.automation import default_schedule_status, sync_run_tags
 from orchestration.lib.dbt_translator import model_asset_key
 from orchestration.lib.freshness import EventFreshness, raw_events_freshness
 from orchestration.lib.instance import EMAIL_POOL
-from orchestration.lib.resources import OnrampResource, parse_as_of, run_config_for
+from orchestration.lib.partitions import DAILY, ONE_DAY_PER_RUN, run_as_of
+from orchestration.lib.resources import OnrampResource
 
 EMAIL_GROUP = "email"
 CHECK_NAME = "no_failed_sends"
 
-SPECS: list[SegmentSpec] = load_segment_specs(ensure_manifest())
+SPECS: list[SegmentSpec] = load_segment_specs(manifest_path())
 
 
 def sync_asset_key(segment: str) -> dg.AssetKey:
+    """``sync_<segment>``: the asset that pushes one segment to the provider."""
     return dg.AssetKey(f"sync_{segment}")
 
 
@@ -126,6 +123,8 @@ def _metadata(result, held_back: EventFreshness | None, freshness: EventFreshnes
     check_specs=[_check_spec(spec) for spec in SPECS],
     can_subset=True,
     pool=EMAIL_POOL,
+    partitions_def=DAILY,
+    backfill_policy=ONE_DAY_PER_RUN,
 )
 def segment_syncs(context: dg.AssetExecutionContext, onramp: OnrampResource):
     """Sync the selected segments, highest email priority first; a refused one stops only itself."""
@@ -133,7 +132,7 @@ def segment_syncs(context: dg.AssetExecutionContext, onramp: OnrampResource):
 
     settings = onramp.settings()
     engine = onramp.engine()
-    as_of = onramp.as_of()
+    as_of = run_as_of(context)
     freshness = raw_events_freshness(engine, as_of, onramp.max_event_lag_hours)
     selected = context.selected_asset_keys
     errors: list[str] = []
@@ -190,26 +189,20 @@ sync_job = dg.define_asset_job(
 )
 
 
-def latest_build_as_of(instance: dg.DagsterInstance) -> dt.date | None:
-    """The as-of date the segment tables were last built for (None: never built here).
+def latest_built_partition(instance: dg.DagsterInstance) -> str | None:
+    """The partition the segment tables hold now: that of the newest segment materialization.
 
-    The hourly sync uses it rather than the clock, so a sync at 05:00 does not pair yesterday's
-    segment tables with today's as-of date while the daily build is still running.
+    The hourly sync runs for it rather than for the clock's day, so a sync at 05:00 does not pair
+    yesterday's segment tables with today's as-of day while the daily build is still running,
+    and a backfill of an older day is followed by syncs of the day the tables describe.
     """
     latest: tuple[float, str] | None = None
     for spec in SPECS:
         event = instance.get_latest_materialization_event(model_asset_key(f"seg_{spec.name}"))
-        if event is not None and (latest is None or event.timestamp > latest[0]):
-            latest = (event.timestamp, event.run_id)
-    if latest is None:
-        return None
-    run = instance.get_run_by_id(latest[1])
-    config = ((run.run_config or {}).get("resources") or {}).get("onramp", {}) if run else {}
-    configured = (config.get("config") or {}).get("as_of_date") if config else None
-    if configured:
-        return parse_as_of(configured)
-    built_at = dt.datetime.fromtimestamp(latest[0], dt.UTC)
-    return built_at.date() - dt.timedelta(days=1)
+        partition = event.dagster_event.partition if event and event.dagster_event else None
+        if partition and (latest is None or event.timestamp > latest[0]):
+            latest = (event.timestamp, partition)
+    return latest[1] if latest else None
 
 
 @dg.schedule(
@@ -217,16 +210,14 @@ def latest_build_as_of(instance: dg.DagsterInstance) -> dt.date | None:
     cron_schedule="30 * * * *",
     execution_timezone="UTC",
     default_status=default_schedule_status(),
-    description="Hourly at :30: sync every segment for the as-of date of its last build.",
+    description="Hourly at :30: sync every segment for the day (partition) its tables hold.",
 )
 def hourly_sync(context: dg.ScheduleEvaluationContext):
-    as_of = latest_build_as_of(context.instance)
-    if as_of is None:
+    """One sync run for the latest built partition; nothing before the first build."""
+    partition = latest_built_partition(context.instance)
+    if partition is None:
         return dg.SkipReason("segments were never built on this instance: nothing to sync")
-    return dg.RunRequest(
-        run_config=run_config_for(as_of),
-        tags={**sync_run_tags(), "onramp/as_of": as_of.isoformat()},
-    )
+    return dg.RunRequest(partition_key=partition, tags=sync_run_tags())
 
 
 # The ledger tables the syncs write, read back by dbt as the source `email_sync` (campaign

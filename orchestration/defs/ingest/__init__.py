@@ -1,7 +1,10 @@
 """Raw loads as assets (one per raw table), the raw events freshness check, the landing sensor.
 
 The raw load assets carry the keys the dbt translator gives the dbt sources (``raw_api_events``
-...), so a load sits directly upstream of the staging model that reads its table.
+...), so a load sits directly upstream of the staging model that reads its table. They are
+partitioned by as-of day like every asset: partition D of a raw load means "the landing files
+known when day D was built are loaded", and the freshness check says whether events reach the end
+of D.
 """
 
 # No `from __future__ import annotations`: Dagster reads the context annotations at definition time.
@@ -16,7 +19,8 @@ from pydantic import Field
 from orchestration.defs.ingest.landing import RAW_KINDS, LandingFile, landing_files, new_files
 from orchestration.lib.automation import default_sensor_status
 from orchestration.lib.dbt_translator import RAW_GROUP, source_asset_key
-from orchestration.lib.freshness import raw_events_freshness
+from orchestration.lib.freshness import EventFreshness, raw_events_freshness
+from orchestration.lib.partitions import DAILY, ONE_DAY_PER_RUN, run_as_of
 from orchestration.lib.resources import OnrampResource
 
 RAW_TABLE_DESCRIPTIONS = {
@@ -37,7 +41,11 @@ class RawLoadConfig(dg.Config):
     )
 
 
+FRESH_CHECK = "events_fresh"
+
+
 def raw_asset_key(kind: str) -> dg.AssetKey:
+    """The asset key of the load of raw.<kind> (the key the dbt sources map onto)."""
     return source_asset_key("raw", kind)
 
 
@@ -52,6 +60,35 @@ def _files_for(kind: str, config: RawLoadConfig, landing_dir: Path) -> list[Land
     return chosen
 
 
+def _fresh_check_spec() -> dg.AssetCheckSpec:
+    return dg.AssetCheckSpec(
+        name=FRESH_CHECK,
+        asset=raw_asset_key("api_events"),
+        description=(
+            "Raw API events reach the end of the as-of day (within max_event_lag_hours). When "
+            "this fails, syncs of segments with requires_fresh_events hold their sends back."
+        ),
+    )
+
+
+def _fresh_check_result(freshness: EventFreshness) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        asset_key=raw_asset_key("api_events"),
+        check_name=FRESH_CHECK,
+        passed=freshness.fresh,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=freshness.describe(),
+        metadata={
+            "as_of": freshness.as_of.isoformat(),
+            "latest_event_at": freshness.latest_event_at.isoformat()
+            if freshness.latest_event_at
+            else "none",
+            "lag_hours": freshness.lag_hours if freshness.lag_hours is not None else -1.0,
+            "max_lag_hours": freshness.max_lag_hours,
+        },
+    )
+
+
 def _build_raw_asset(kind: str) -> dg.AssetsDefinition:
     @dg.asset(
         key=raw_asset_key(kind),
@@ -59,12 +96,13 @@ def _build_raw_asset(kind: str) -> dg.AssetsDefinition:
         kinds={"postgres"},
         description=RAW_TABLE_DESCRIPTIONS[kind],
         metadata={"dagster/table_name": f"raw.{kind}"},
+        partitions_def=DAILY,
+        backfill_policy=ONE_DAY_PER_RUN,
+        check_specs=[_fresh_check_spec()] if kind == "api_events" else None,
     )
-    def _load(
-        context: dg.AssetExecutionContext, config: RawLoadConfig, onramp: OnrampResource
-    ) -> dg.MaterializeResult:
+    def _load(context: dg.AssetExecutionContext, config: RawLoadConfig, onramp: OnrampResource):
         from ingest.loader import load_paths
-        from ingest.schema import ensure_raw_schema
+        from onramp.raw_schema import ensure_raw_schema
 
         settings = onramp.settings()
         files = _files_for(kind, config, settings.landing_dir)
@@ -93,7 +131,7 @@ def _build_raw_asset(kind: str) -> dg.AssetsDefinition:
             f"{r.rows_rejected} | {'yes' if r.skipped else 'no'} | {r.error or ''} |"
             for r in results
         )
-        return dg.MaterializeResult(
+        yield dg.MaterializeResult(
             metadata={
                 **totals,
                 "landing_dir": dg.MetadataValue.path(str(settings.landing_dir)),
@@ -105,36 +143,15 @@ def _build_raw_asset(kind: str) -> dg.AssetsDefinition:
                 ),
             }
         )
+        if context.selected_asset_check_keys:
+            as_of = run_as_of(context)
+            freshness = raw_events_freshness(engine, as_of, onramp.max_event_lag_hours)
+            yield _fresh_check_result(freshness)
 
     return _load
 
 
 RAW_ASSETS = [_build_raw_asset(kind) for kind in RAW_KINDS]
-
-
-@dg.asset_check(
-    asset=raw_asset_key("api_events"),
-    name="events_fresh",
-    description=(
-        "Raw API events reach the end of the as-of day (within max_event_lag_hours). When this "
-        "fails, syncs of segments with requires_fresh_events hold their sends back."
-    ),
-)
-def raw_api_events_fresh(onramp: OnrampResource) -> dg.AssetCheckResult:
-    freshness = raw_events_freshness(onramp.engine(), onramp.as_of(), onramp.max_event_lag_hours)
-    return dg.AssetCheckResult(
-        passed=freshness.fresh,
-        severity=dg.AssetCheckSeverity.WARN,
-        description=freshness.describe(),
-        metadata={
-            "as_of": freshness.as_of.isoformat(),
-            "latest_event_at": freshness.latest_event_at.isoformat()
-            if freshness.latest_event_at
-            else "none",
-            "lag_hours": freshness.lag_hours if freshness.lag_hours is not None else -1.0,
-            "max_lag_hours": freshness.max_lag_hours,
-        },
-    )
 
 
 @dg.sensor(
@@ -145,6 +162,7 @@ def raw_api_events_fresh(onramp: OnrampResource) -> dg.AssetCheckResult:
     description="Loads new or changed files of the landing folder (ONRAMP_LANDING_DIR) into raw.",
 )
 def landing_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
+    """One run that loads the landing folder's new files, for the latest partition."""
     from onramp.settings import Settings
 
     landing_dir = Settings.from_env().landing_dir
@@ -165,6 +183,7 @@ def landing_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.
     ).hexdigest()[:16]
     request = dg.RunRequest(
         run_key=run_key,
+        partition_key=DAILY.get_last_partition_key(),
         asset_selection=[raw_asset_key(kind) for kind in by_kind],
         run_config={
             "ops": {
@@ -178,8 +197,4 @@ def landing_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.
     return dg.SensorResult(run_requests=[request], cursor=json.dumps(new_cursor, sort_keys=True))
 
 
-defs = dg.Definitions(
-    assets=RAW_ASSETS,
-    asset_checks=[raw_api_events_fresh],
-    sensors=[landing_sensor],
-)
+defs = dg.Definitions(assets=RAW_ASSETS, sensors=[landing_sensor])

@@ -27,6 +27,8 @@ _PARTIAL_SUFFIXES = (".tmp", ".part", ".partial", ".crdownload", ".swp")
 
 @dataclass(frozen=True)
 class LandingFile:
+    """A raw file of the landing folder, with its kind, format and caller."""
+
     path: Path
     kind: str
     format: str = "auto"

@@ -1,23 +1,24 @@
 """The `onramp` command: a thin front over the same code paths Dagster runs.
 
 Subcommands live with the area that owns them and are imported only when used, so `onramp --help`
-and `onramp load` stay fast and never import Dagster.
+and `onramp load` stay fast and never import Dagster. Our own progress lines and results go to the
+console; every library's log lines (dbt, Dagster, ...) go to $ONRAMP_HOME/logs/onramp.log.
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
-import logging
 import sys
 
 import click
 
+from cli.logs import configure_logging
 from onramp.errors import OnrampError
 
 # name -> "module:attribute" of a click command
 COMMANDS = {
-    "demo": ("onramp.demo:demo", "Run the whole pipeline on generated sample data."),
+    "demo": ("cli.demo:demo", "Run the whole pipeline on generated sample data."),
     "generate": ("sample_data.commands:generate_command", "Write deterministic sample data files."),
     "load": ("ingest.commands:load", "Load raw files (API events, developers, ...)."),
     "build": ("onramp.dbt:build", "Build the dbt models and run their tests."),
@@ -30,6 +31,8 @@ COMMANDS = {
 
 
 class LazyGroup(click.Group):
+    """Commands imported only when called, each from the area that owns it."""
+
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(name for name in COMMANDS if self._available(name))
 
@@ -63,7 +66,4 @@ class LazyGroup(click.Group):
 @click.option("-v", "--verbose", is_flag=True, help="Log progress details to stderr.")
 def cli(verbose: bool) -> None:
     """onramp: from sign-up to first API call to production, with email that reacts to usage."""
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(verbose)

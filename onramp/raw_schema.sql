@@ -1,4 +1,4 @@
--- The landing zone. Created idempotently by ingest.schema.ensure_raw_schema().
+-- The landing zone. Created idempotently by onramp.raw_schema.ensure_raw_schema().
 -- Rows are typed at load time (bad rows go to raw.load_rejects); dbt staging dedupes and cleans.
 create schema if not exists raw;
 

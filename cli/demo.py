@@ -1,8 +1,9 @@
 """`onramp demo`: the whole pipeline on generated sample data, through the Dagster definitions.
 
-The work is done by orchestration.demo_pipeline (one in-process Dagster run: load, dbt build,
-segment syncs); this module only prints what happened, so an operator sees the same numbers in
-the terminal as in the Dagster UI.
+The work is done by orchestration.demo_pipeline (one in-process Dagster run of the as-of day's
+partition: load, dbt build, segment syncs); this module only prints what happened, so an operator
+sees the same numbers in the terminal as in the Dagster UI. Dagster's and dbt's own log lines go to
+$ONRAMP_HOME/logs and the UI, not to the terminal.
 """
 
 from __future__ import annotations
@@ -11,8 +12,11 @@ import datetime as dt
 
 import click
 
+from onramp.as_of import AS_OF
+
 
 def _table(title: str, header: tuple[str, ...], rows: list[tuple]) -> None:
+    """Print a titled table: first column left-aligned, the rest right-aligned."""
     click.echo(f"\n{title}")
     widths = [max(len(str(v)) for v in col) for col in zip(header, *rows, strict=False)]
     for row in (header, *rows):
@@ -29,30 +33,32 @@ def _table(title: str, header: tuple[str, ...], rows: list[tuple]) -> None:
 @click.option(
     "--as-of",
     "as_of",
-    type=click.DateTime(["%Y-%m-%d"]),
+    type=AS_OF,
     default=None,
-    help="Last complete UTC day of data (default: yesterday in UTC).",
+    help="Last complete UTC day of data, the partition to run (default: yesterday in UTC).",
 )
 @click.option("--developers", default=300, show_default=True, help="Sample developers.")
 @click.option("--days", default=45, show_default=True, help="Days of sample traffic.")
 @click.option("--seed", default=7, show_default=True, help="Seed of the sample data.")
 @click.option("--dry-run", is_flag=True, help="Compute every sync but send and write nothing.")
-def demo(as_of: dt.datetime | None, developers: int, days: int, seed: int, dry_run: bool) -> None:
+def demo(as_of: dt.date | None, developers: int, days: int, seed: int, dry_run: bool) -> None:
     """Generate sample data, load it, build the models and sync every segment to the provider."""
+    from onramp.as_of import parse_as_of
     from onramp.settings import Settings
     from orchestration.demo_pipeline import run_demo_pipeline
 
+    day = parse_as_of(as_of)
     settings = Settings.from_env()
     click.echo(f"onramp demo: warehouse and state in {settings.home}", err=True)
     result = run_demo_pipeline(
-        as_of.date() if as_of else None,
+        day,
         developers=developers,
         days=days,
         seed=seed,
         dry_run=dry_run,
         progress=lambda line: click.echo(f"  {line}", err=True),
     )
-    click.echo(f"as-of {result.as_of}  (Dagster run {result.run_id})")
+    click.echo(f"as-of {result.as_of}  (partition {result.as_of}, Dagster run {result.run_id})")
     _table(
         "Loaded",
         ("table", "rows", "duplicates", "rejects"),
@@ -85,11 +91,11 @@ def demo(as_of: dt.datetime | None, developers: int, days: int, seed: int, dry_r
     _campaign_table(settings, result.as_of)
     if result.held_back:
         click.echo(f"\nheld back (raw events stale): {', '.join(result.held_back)}")
-    where = "nothing written (dry run)" if result.dry_run else f"in {result.outbox_dir}"
-    click.echo(
-        f"\n{result.emails_sent} emails written {where}; "
-        f"{result.seconds:.1f} s in all. `make ui` shows the run in Dagster."
-    )
+    if result.dry_run:
+        where = "emails: dry run, nothing sent or written"
+    else:
+        where = f"{result.emails_sent} emails {result.destination}"
+    click.echo(f"\n{where}; {result.seconds:.1f} s in all. `make ui` shows the run in Dagster.")
 
 
 def _campaign_table(settings, as_of: dt.date) -> None:

@@ -299,10 +299,10 @@ def run_demo_pipeline(
     """
     from dagster import DagsterInstance
 
-    from sample_data import generate
     from onramp.as_of import check_in_partitions, parse_as_of
     from onramp.warehouse import get_engine
     from orchestration.lib.instance import ensure_dagster_home, fast_local_storage
+    from sample_data import generate
 
     fast_local_storage()
     settings = Settings.from_env()

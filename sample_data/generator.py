@@ -7,9 +7,10 @@ import logging
 import math
 import random
 import unicodedata
-from datetime import UTC, date, datetime, timedelta
+from datetime import date
 from pathlib import Path
 
+from onramp.as_of import yesterday_utc
 from onramp.errors import OnrampError
 from onramp.roles import ROLES
 from sample_data.archetypes import Developer, TrafficPlans, allocate
@@ -353,8 +354,8 @@ def _ascii(text: str) -> str:
 
 
 def default_as_of() -> date:
-    """Yesterday in UTC: the last complete day of data."""
-    return datetime.now(UTC).date() - timedelta(days=1)
+    """Yesterday in UTC: the last complete day of data (onramp.as_of)."""
+    return yesterday_utc()
 
 
 def generate(

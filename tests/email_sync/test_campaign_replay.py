@@ -34,7 +34,7 @@ def _clock(day: date) -> datetime:
 
 @pytest.fixture(scope="module")
 def sample_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from ingest.sample_data import generate
+    from sample_data import generate
 
     out = tmp_path_factory.mktemp("replay-sample")
     generate(out, developers=150, days=40, seed=11, as_of=END)

@@ -280,7 +280,7 @@ def test_storage_failure_is_not_2xx_and_logs_no_address(engine, sendgrid_server,
 def test_cli_refuses_a_bad_key_with_one_line(monkeypatch):
     from click.testing import CliRunner
 
-    from onramp.cli import cli
+    from cli.main import cli
 
     monkeypatch.setenv("SENDGRID_WEBHOOK_PUBLIC_KEY", "not-a-key")
     result = CliRunner().invoke(cli, ["webhook", "--port", "0"])

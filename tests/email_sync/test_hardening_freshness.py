@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
-from onramp.cli import cli
+from cli.main import cli
 from tests.email_sync.conftest import member, outbox_index
 
 ARGS = ["sync", "--segment", "signup_no_calls_7d", "--as-of", "2026-11-26"]

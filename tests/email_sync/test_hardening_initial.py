@@ -164,7 +164,7 @@ def test_cli_first_sync_records_and_says_so_unless_initial_send(
 ):
     from click.testing import CliRunner
 
-    from onramp.cli import cli
+    from cli.main import cli
     from tests.email_sync.test_commands import write_manifest
 
     path = write_manifest(tmp_path / "manifest.json")

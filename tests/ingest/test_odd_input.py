@@ -9,9 +9,9 @@ import time
 import pytest
 from click.testing import CliRunner
 
+from cli.main import cli
 from ingest import loader, sources
 from ingest.loader import load_paths
-from onramp.cli import cli
 from tests.ingest.conftest import events, rejects, rows
 
 

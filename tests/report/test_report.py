@@ -112,7 +112,7 @@ def test_engagement_chart_reads_the_engagement_mart(
 def test_cli_writes_under_onramp_home_for_the_last_built_day(
     report_warehouse: ReportWarehouse, onramp_home: Path
 ):
-    from onramp.cli import cli
+    from cli.main import cli
 
     result = CliRunner().invoke(cli, ["report"])
     assert result.exit_code == 0, result.output
@@ -125,7 +125,7 @@ def test_cli_writes_under_onramp_home_for_the_last_built_day(
 
 
 def test_cli_bad_as_of_is_one_line(report_warehouse: ReportWarehouse):
-    from onramp.cli import cli
+    from cli.main import cli
 
     result = CliRunner().invoke(cli, ["report", "--as-of", "26/11/2026"])
     assert result.exit_code == 2
@@ -134,7 +134,7 @@ def test_cli_bad_as_of_is_one_line(report_warehouse: ReportWarehouse):
 
 def test_missing_marts_is_one_clear_error(engine: sa.Engine, report_warehouse, tmp_path):
     """On a warehouse without the marts the command says what to run, without a traceback."""
-    from onramp.cli import cli
+    from cli.main import cli
 
     with engine.begin() as conn:
         conn.execute(sa.text("alter table marts.fct_stage_counts_daily rename to hidden_counts"))

@@ -12,9 +12,10 @@ import dagster as dg
 
 from crm_sync.push import summary_metadata
 from crm_sync.specs import PumpSpec, load_pump_specs
+from onramp.manifest import manifest_path
 from onramp.settings import Settings
-from orchestration.lib.dbt_project import ensure_manifest
 from orchestration.lib.dbt_translator import model_asset_key
+from orchestration.lib.partitions import DAILY, ONE_DAY_PER_RUN, run_as_of
 from orchestration.lib.resources import OnrampResource
 
 CRM_GROUP = "crm"
@@ -22,7 +23,7 @@ CRM_POOL = "crm_provider"
 CHECK_NAME = "no_rejected_records"
 
 SPECS: list[PumpSpec] = load_pump_specs(
-    ensure_manifest(), Settings.from_env().hubspot_company_id_property
+    manifest_path(), Settings.from_env().hubspot_company_id_property
 )
 
 
@@ -94,6 +95,8 @@ def _metadata(result) -> dict:
     check_specs=[_check_spec(spec) for spec in SPECS],
     can_subset=True,
     pool=CRM_POOL,
+    partitions_def=DAILY,
+    backfill_policy=ONE_DAY_PER_RUN,
 )
 def crm_pushes(context: dg.AssetExecutionContext, onramp: OnrampResource):
     """Push the selected pumps in push order; a refused pump stops only itself."""
@@ -109,7 +112,7 @@ def crm_pushes(context: dg.AssetExecutionContext, onramp: OnrampResource):
         onramp.engine(),
         settings,
         selected,
-        onramp.as_of(),
+        run_as_of(context),
         dry_run=onramp.dry_run,
         allow_large=onramp.allow_large,
         max_event_lag_hours=onramp.max_event_lag_hours,
@@ -143,6 +146,7 @@ def crm_pushes(context: dg.AssetExecutionContext, onramp: OnrampResource):
 
 crm_job = dg.define_asset_job(
     "crm_push",
+    partitions_def=DAILY,
     selection=dg.AssetSelection.groups(CRM_GROUP),
     description="Push every pump's changed rows to HubSpot.",
 )

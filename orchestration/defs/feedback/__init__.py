@@ -14,8 +14,10 @@ and, when it changed, records the observation and requests a run of everything d
 import dagster as dg
 import sqlalchemy as sa
 
+from onramp.as_of import to_partition_key, yesterday_utc
 from orchestration.lib.automation import default_sensor_status
 from orchestration.lib.dbt_translator import source_asset_key
+from orchestration.lib.partitions import DAILY
 from orchestration.lib.resources import OnrampResource, run_config_for
 
 EVENTS_KEY = source_asset_key("sendgrid", "email_events")
@@ -49,6 +51,7 @@ def sendgrid_email_events(onramp: OnrampResource) -> dg.DataVersion:
 
 engagement_refresh_job = dg.define_asset_job(
     "engagement_refresh",
+    partitions_def=DAILY,
     selection=ENGAGEMENT_SELECTION,
     description="Rebuild the SendGrid staging view and the engagement marts after new events.",
 )
@@ -73,6 +76,8 @@ def email_events_arrived(
     request = dg.RunRequest(
         run_key=f"email-events-{version}",
         run_config=run_config_for(),
+        # The engagement models are daily partitioned like every dbt asset: rebuild the latest day.
+        partition_key=to_partition_key(yesterday_utc()),
         tags={"onramp/trigger": "email_events_arrived"},
     )
     return dg.SensorResult(run_requests=[request], asset_events=[observation], cursor=version)

@@ -13,8 +13,9 @@ import json
 
 import dagster as dg
 
-from orchestration.lib.dbt_project import ensure_manifest
+from onramp.manifest import manifest_path
 from orchestration.lib.dbt_translator import model_asset_key
+from orchestration.lib.partitions import DAILY, ONE_DAY_PER_RUN, run_as_of
 from orchestration.lib.resources import OnrampResource
 
 REPORT_GROUP = "report"
@@ -31,7 +32,7 @@ REPORT_MODELS = (
 
 def _report_deps() -> list[dg.AssetKey]:
     """The report's marts that the dbt project defines (an absent one is simply not drawn)."""
-    manifest = json.loads(ensure_manifest().read_text(encoding="utf-8"))
+    manifest = json.loads(manifest_path().read_text(encoding="utf-8"))
     models = {n["name"] for n in manifest["nodes"].values() if n["resource_type"] == "model"}
     return [model_asset_key(name) for name in REPORT_MODELS if name in models]
 
@@ -53,6 +54,8 @@ def charts_markdown(report) -> str:
     key=dg.AssetKey("funnel_report"),
     deps=_report_deps(),
     group_name=REPORT_GROUP,
+    partitions_def=DAILY,
+    backfill_policy=ONE_DAY_PER_RUN,
     kinds={"matplotlib", "html"},
     description=(
         "The funnel report: weekly sign-up cohorts, stage counts and transitions, time to first "
@@ -66,7 +69,7 @@ def funnel_report(
     """Render the report for the run's as-of date and show its charts in the UI."""
     from report.build import render_report
 
-    report = render_report(onramp.engine(), onramp.as_of(), settings=onramp.settings())
+    report = render_report(onramp.engine(), run_as_of(context), settings=onramp.settings())
     context.log.info(f"funnel report as of {report.as_of}: {report.html_path}")
     empty = [c.name for c in report.charts if c.note]
     return dg.MaterializeResult(

@@ -40,7 +40,7 @@ bench: $(STAMP)
 
 # The README's picture of the funnel report, from the sample data (headless Chromium when present).
 report-screenshot: $(STAMP)
-	$(BIN)/python -m report.screenshot docs/images/funnel_report.png
+	$(BIN)/python -m cli.report_screenshot docs/images/funnel_report.png
 
 clean:
 	rm -rf $(VENV) target logs .pytest_cache .import_linter_cache

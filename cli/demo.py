@@ -89,6 +89,14 @@ def demo(as_of: dt.date | None, developers: int, days: int, seed: int, dry_run: 
     for text in result.notifications:
         click.echo("\nteam notification " + text.strip())
     _campaign_table(settings, result.as_of)
+    if not result.dry_run:
+        click.echo(
+            "\nfirst syncs: every current member was emailed (--initial send, the demo's choice); "
+            "a real first `onramp sync` records members without emailing unless --initial send"
+        )
+    _crm_step(result.as_of, dry_run)
+    if result.report_path is not None:
+        click.echo(f"\nfunnel report: {result.report_path}")
     if result.held_back:
         click.echo(f"\nheld back (raw events stale): {', '.join(result.held_back)}")
     if result.dry_run:
@@ -113,3 +121,23 @@ def _campaign_table(settings, as_of: dt.date) -> None:
                 for name, c in sorted(campaigns.items())
             ],
         )
+
+
+def _crm_step(as_of: dt.date, dry_run: bool) -> None:
+    """The CRM push: to a local HubSpot peer with ONRAMP_CRM=hubspot-local, to HubSpot with a
+    token, else one line saying it is skipped."""
+    from crm_sync.demo import demo_crm_step
+    from onramp.manifest import manifest_path
+    from onramp.warehouse import get_engine
+
+    if dry_run:
+        click.echo("\nCRM step skipped: dry run")
+        return
+    try:  # the local HubSpot peer ships with the repository's tests, not with the package
+        from tests.support.hubspot_server import HubSpotServer
+    except ImportError:
+        HubSpotServer = None  # noqa: N806
+    click.echo("")
+    demo_crm_step(
+        get_engine(), as_of, manifest_path(), echo=click.echo, local_server=HubSpotServer
+    )

@@ -15,6 +15,7 @@ import click
 
 from cli.logs import configure_logging
 from onramp.errors import OnrampError
+from onramp.redaction import safe_line
 
 # name -> "module:attribute" of a click command
 COMMANDS = {
@@ -22,8 +23,8 @@ COMMANDS = {
     "generate": ("sample_data.commands:generate_command", "Write deterministic sample data files."),
     "load": ("ingest.commands:load", "Load raw files (API events, developers, ...)."),
     "build": ("onramp.dbt:build", "Build the dbt models and run their tests."),
-    "sync": ("email_sync.commands:sync", "Push segment changes to the email provider."),
-    "preview": ("email_sync.commands:preview", "Render a segment's email for a few members."),
+    "sync": ("cli.sync:sync", "Push segment changes to email (or, with --crm, to HubSpot)."),
+    "preview": ("email_sync.commands:preview", "Render a campaign's email for a member (sends nothing)."),
     "ui": ("orchestration.commands:ui", "Open the Dagster UI on the same settings."),
     "webhook": ("email_sync.feedback.commands:webhook", "Receive SendGrid events, unsubscribes."),
     "report": ("report.commands:report", "Draw the funnel and campaign lift report (PNG + HTML)."),
@@ -58,7 +59,7 @@ class LazyGroup(click.Group):
         try:
             return super().invoke(ctx)
         except OnrampError as exc:
-            click.echo(f"error: {exc}", err=True)
+            click.echo(f"error: {safe_line(exc)}", err=True)  # secrets and addresses masked
             sys.exit(1)
 
 

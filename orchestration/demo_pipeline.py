@@ -53,6 +53,7 @@ class DemoResult:
     segments: dict[str, int] = field(default_factory=dict)  # segment -> members (every seg_ table)
     syncs: dict[str, dict[str, Any]] = field(default_factory=dict)  # segment -> counts + flags
     notifications: list[str] = field(default_factory=list)  # team messages, posted or not
+    report_path: Path | None = None  # the funnel report's HTML page (the funnel_report asset)
     dry_run: bool = False
     log_path: Path | None = None  # stray console output of the run, when quiet
     destination: str = ""  # where the emails went, e.g. "through SendGrid (api.sendgrid.com)"
@@ -240,7 +241,9 @@ def _execute(
 
     _free_stale_pool_slots(instance)
     job = defs.resolve_job_def("build_and_sync")
-    run_config = run_config_for(dry_run=dry_run)
+    # The demo's warehouse is new, so every sync is a first sync: email the sample members
+    # (a real first `onramp sync` records members without emailing unless --initial send).
+    run_config = run_config_for(dry_run=dry_run, initial="send")
     run_config["loggers"] = {"console": {"config": {"log_level": log_level.upper()}}}
     run_id = str(uuid.uuid4())
     stop = threading.Event()
@@ -349,7 +352,9 @@ def run_demo_pipeline(
     for event in result.materializations:
         key = event.asset_key.to_user_string()
         values = _metadata_values(dict(event.materialization.metadata))
-        if key.startswith("raw_"):
+        if key == "funnel_report" and values.get("html"):
+            demo.report_path = Path(str(values["html"]))
+        elif key.startswith("raw_"):
             demo.loads[key[len("raw_") :]] = {k: int(values.get(k, 0)) for k in LOAD_COUNTS}
         elif key.startswith("sync_"):
             sync = {k: int(values.get(k, 0)) for k in SYNC_COUNTS}

@@ -75,21 +75,11 @@ def ensure_dagster_home(settings: Settings | None = None) -> Path:
 
 
 def provider_account(settings: Settings) -> str:
-    """A stable, secret-free name for the provider account a run pushes to (for the run tag).
+    """A stable, secret-free name for the provider account a run pushes to (for the run tag): a
+    salted hash that never includes a key or the SMTP password (email_sync.redaction)."""
+    from email_sync.redaction import provider_account as account
 
-    Two settings that reach the same SendGrid account (same key and host) get the same value; the
-    key itself never appears (tag values are visible in the UI).
-    """
-    import hashlib
-
-    if settings.email_provider == "sendgrid":
-        host = settings.sendgrid_api_host or "api.sendgrid.com"
-        raw = f"{host}|{settings.sendgrid_api_key or ''}"
-        return "sendgrid-" + hashlib.sha256(raw.encode()).hexdigest()[:10]
-    if settings.email_provider == "smtp":
-        raw = settings.smtp_url or ""
-        return "smtp-" + hashlib.sha256(raw.encode()).hexdigest()[:10]
-    return "outbox"
+    return account(settings)
 
 
 def _sqlite_without_fsync(dbapi_connection: Any, _record: Any) -> None:

@@ -21,12 +21,13 @@ def run_config_for(
     dry_run: bool = False,
     allow_large: bool = False,
     max_event_lag_hours: int | None = None,
+    initial: str = "record",
 ) -> dict:
     """Run config that sets the shared resource (the demo and tests use it).
 
     Run config replaces the resource's whole config, so every field is written out.
     """
-    config: dict = {"dry_run": dry_run, "allow_large": allow_large}
+    config: dict = {"dry_run": dry_run, "allow_large": allow_large, "initial": initial}
     if max_event_lag_hours is not None:
         config["max_event_lag_hours"] = max_event_lag_hours
     return {"resources": {RESOURCE_KEY: {"config": config}}}
@@ -42,6 +43,13 @@ class OnrampResource(dg.ConfigurableResource):
     allow_large: bool = Field(
         default=False,
         description="Let a sync push a change larger than the blast-radius guard allows.",
+    )
+    initial: str = Field(
+        default="record",
+        description=(
+            "A first sync of a segment larger than the blast-radius minimum: `record` its members "
+            "without emailing them (default), or `send` to email every current member."
+        ),
     )
     max_event_lag_hours: int = Field(
         default=24,

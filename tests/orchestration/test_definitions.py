@@ -53,9 +53,14 @@ def test_asset_graph_matches_snapshot(defs, graph):
     expected = json.loads(SNAPSHOT.read_text())
     assert current["assets"] == expected["assets"]
     assert set(current["checks"]) == set(expected["checks"])
-    assert current["jobs"] == expected["jobs"] == ["build_and_sync", "sync_segments"]
+    assert current["jobs"] == expected["jobs"] == [
+        "build_and_sync",
+        "crm_push",
+        "engagement_refresh",
+        "sync_segments",
+    ]
     assert current["schedules"] == expected["schedules"] == ["daily_build_and_sync", "hourly_sync"]
-    assert current["sensors"] == expected["sensors"] == ["landing_files"]
+    assert current["sensors"] == expected["sensors"] == ["email_events_arrived", "landing_files"]
 
 
 def test_one_sync_asset_per_synced_segment_downstream_of_its_model(graph):
@@ -80,7 +85,17 @@ def test_raw_loads_feed_staging_and_models_are_grouped_by_dbt_folder(graph):
     }
     assert graph.get(dg.AssetKey("raw_api_events")).is_materializable
     groups = {graph.get(k).group_name for k in graph.get_all_asset_keys()}
-    assert groups == {"raw", "staging", "intermediate", "marts", "segments", "pumps", "email"}
+    assert groups == {
+        "raw",
+        "staging",
+        "intermediate",
+        "marts",
+        "segments",
+        "pumps",
+        "email",
+        "crm",
+        "report",
+    }
     for key in graph.get_all_asset_keys():
         name = key.to_user_string()
         expected = {"stg_": "staging", "int_": "intermediate", "seg_": "segments"}.get(name[:4])

@@ -13,6 +13,7 @@ import dagster as dg
 from crm_sync.push import summary_metadata
 from crm_sync.specs import PumpSpec, load_pump_specs
 from onramp.manifest import manifest_path
+from onramp.redaction import safe_line
 from onramp.settings import Settings
 from orchestration.lib.dbt_translator import model_asset_key
 from orchestration.lib.partitions import DAILY, ONE_DAY_PER_RUN, run_as_of
@@ -28,6 +29,7 @@ SPECS: list[PumpSpec] = load_pump_specs(
 
 
 def crm_asset_key(model: str) -> dg.AssetKey:
+    """The asset that pushes one pump model to HubSpot."""
     return dg.AssetKey(f"crm_{model}")
 
 
@@ -121,7 +123,7 @@ def crm_pushes(context: dg.AssetExecutionContext, onramp: OnrampResource):
     for spec, outcome in zip(selected, outcomes, strict=True):
         key = crm_asset_key(spec.model)
         if not isinstance(outcome, PushResult):
-            line = str(outcome).strip().splitlines()[0] if str(outcome).strip() else "error"
+            line = safe_line(outcome)
             context.log.error(f"crm_{spec.model} failed: {line}")
             errors.append(f"{spec.model}: {line}")
             continue

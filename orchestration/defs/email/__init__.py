@@ -12,6 +12,7 @@ import dagster as dg
 
 from email_sync.specs import SegmentSpec, load_segment_specs
 from onramp.manifest import manifest_path
+from onramp.redaction import safe_line
 from orchestration.lib.automation import default_schedule_status, sync_run_tags
 from orchestration.lib.dbt_translator import model_asset_key
 from orchestration.lib.freshness import EventFreshness, raw_events_freshness
@@ -153,9 +154,10 @@ def segment_syncs(context: dg.AssetExecutionContext, onramp: OnrampResource):
                 as_of,
                 dry_run=onramp.dry_run or held_back is not None,
                 allow_large=onramp.allow_large,
+                initial=onramp.initial,
             )
         except Exception as exc:  # one segment's refusal must not stop the others
-            line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            line = safe_line(exc)  # secrets and addresses masked, as the CLI prints them
             context.log.error(f"sync_{spec.name} failed: {line}")
             errors.append(f"{spec.name}: {line}")
             continue

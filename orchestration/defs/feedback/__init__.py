@@ -45,6 +45,7 @@ def events_version(engine: sa.Engine) -> tuple[str, int]:
     ),
 )
 def sendgrid_email_events(onramp: OnrampResource) -> dg.DataVersion:
+    """The events table's version (count and newest arrival): a change marks downstream stale."""
     version, _ = events_version(onramp.engine())
     return dg.DataVersion(version)
 
@@ -67,6 +68,7 @@ engagement_refresh_job = dg.define_asset_job(
 def email_events_arrived(
     context: dg.SensorEvaluationContext, onramp: OnrampResource
 ) -> dg.SensorResult | dg.SkipReason:
+    """Observe raw.email_events and rebuild the engagement models when it changed."""
     version, count = events_version(onramp.engine())
     if context.cursor == version:
         return dg.SkipReason("no new email events")

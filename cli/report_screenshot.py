@@ -9,7 +9,7 @@ is a membership of the stage sequence, half the members are held out (a hash of 
 developer), the rest get step 1 on entry. Nothing in the sample reacts to email, so the lift
 intervals should cover zero: a picture of an honest null result.
 
-    python -m report.screenshot docs/images/funnel_report.png
+    python -m cli.report_screenshot docs/images/funnel_report.png
 """
 
 from __future__ import annotations
@@ -160,6 +160,7 @@ def photograph(html: Path, out: Path) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Build the sample warehouse, render the report and photograph it into `out`."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", type=Path, help="PNG to write, e.g. docs/images/funnel_report.png")
     args = parser.parse_args(argv)

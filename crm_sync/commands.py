@@ -34,10 +34,12 @@ def find_manifest() -> Path:
 
 
 def load_specs(settings: Settings, manifest: Path | None = None) -> list[PumpSpec]:
+    """The pump specs declared in the dbt manifest (found when not given)."""
     return load_pump_specs(manifest or find_manifest(), settings.hubspot_company_id_property)
 
 
 def format_table(results: list[PushResult]) -> str:
+    """The push results as an aligned plain-text table, one row per pump."""
     rows = [COLUMNS] + [tuple(str(v) for v in r.as_row().values()) for r in results]
     widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
     lines = []

@@ -36,6 +36,7 @@ def _value_sql(prop: PropertySpec) -> str:
 
 
 def key_sql(spec: PumpSpec) -> str:
+    """SQL for a row's record key, normalised the way HubSpot matches it."""
     col = f'p."{spec.id_column}"'
     if spec.id_property == "email":  # HubSpot matches addresses case-insensitively
         return f"lower(btrim(cast({col} as text)))"
@@ -88,6 +89,8 @@ def check_pump_table(conn: sa.Connection, spec: PumpSpec) -> None:
 
 @dataclass(frozen=True)
 class Diff:
+    """What one pump's diff found: rows in the model, changes to send, held rejects."""
+
     rows: int
     changed: int
     held_rejected: int

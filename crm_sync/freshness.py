@@ -11,6 +11,8 @@ import sqlalchemy as sa
 
 @dataclass(frozen=True)
 class EventFreshness:
+    """How far the raw API events lag behind the end of the as-of day."""
+
     as_of: dt.date
     latest_event_at: dt.datetime | None
     max_lag_hours: float

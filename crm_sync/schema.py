@@ -8,6 +8,7 @@ import sqlalchemy as sa
 
 
 def schema_ddl() -> str:
+    """The crm_sync schema's DDL, shipped with the package."""
     return files("crm_sync").joinpath("schema.sql").read_text()
 
 

@@ -66,6 +66,7 @@ class EntryPlan:
 
 
 def check_initial(initial: str) -> str:
+    """Validate the first-sync mode (record or send) early; returns it unchanged."""
     if initial not in INITIAL_CHOICES:
         raise OnrampError(f"initial must be record or send, got {initial!r}")
     return initial

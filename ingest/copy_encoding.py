@@ -94,6 +94,7 @@ def needs_escape(raw: str) -> bool:
 
 
 def as_text(value: Any, column: str) -> str | None:
+    """A scalar as text (None for missing or empty); nested values are a 'bad value'."""
     if value is None or value == "":
         return None
     if type(value) is str:
@@ -119,12 +120,14 @@ def parse_timestamp(value: Any) -> tuple[str, datetime]:
 
 
 def utc_iso(parsed: datetime) -> str:
+    """A parsed timestamp as naive ISO text in UTC."""
     if parsed.tzinfo is not None:
         parsed = parsed.astimezone(UTC).replace(tzinfo=None)
     return parsed.isoformat()
 
 
 def status_code(value: Any) -> str:
+    """A three-digit HTTP status code as text, else a 'bad status code' reject."""
     if type(value) is str:
         code = STATUS_CODES.get(value)
         if code is None:
@@ -139,6 +142,7 @@ def status_code(value: Any) -> str:
 
 
 def non_negative_float(value: Any, reason: str) -> str | None:
+    """A finite number >= 0 as text (None when empty), else rejected with `reason`."""
     if value is None or value == "":
         return None
     if isinstance(value, bool):
@@ -153,6 +157,7 @@ def non_negative_float(value: Any, reason: str) -> str | None:
 
 
 def non_negative_int(value: Any, reason: str) -> str | None:
+    """A whole number >= 0 that fits a bigint, as text (None when empty), else `reason`."""
     if value is None or value == "":
         return None
     if isinstance(value, bool):
@@ -171,6 +176,7 @@ def non_negative_int(value: Any, reason: str) -> str | None:
 
 
 def boolean(value: Any, reason: str, default: str | None = None) -> str | None:
+    """A boolean as COPY's 't' / 'f' (`default` when empty), else rejected with `reason`."""
     if value is None or value == "":
         return default
     if isinstance(value, bool):
@@ -184,6 +190,7 @@ def boolean(value: Any, reason: str, default: str | None = None) -> str | None:
 
 
 def extras_json(extras: dict[str, Any]) -> str:
+    """A row's unknown columns as escaped JSON for the extras column."""
     try:
         text = json.dumps(extras, ensure_ascii=False, allow_nan=False, default=str)
     except ValueError:

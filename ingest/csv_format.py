@@ -77,6 +77,7 @@ def csv_rows(
 
 
 def csv_header(rows: Iterator[tuple[int, list[str], str, bool]]) -> list[str] | None:
+    """The header record's column names, lowercased; None for an empty file."""
     first = next(rows, None)
     if first is None:
         return None
@@ -145,6 +146,7 @@ def _pick(
 
 
 def parse_csv_table(kind: str, source: Source, reject: RejectFn, batch: str) -> Iterator[str]:
+    """Yields the COPY column order of a reference table, then one COPY line per CSV row."""
     spec = TABLE_SPECS[kind]
     yield table_copy_columns(kind)
     rows = csv_rows(source.lines(), reject)

@@ -79,6 +79,7 @@ def learn_json_lines(text: str, batch: str) -> JsonLines | None:
 
 
 def parse_jsonl_table(kind: str, source: Source, reject: RejectFn, batch: str) -> Iterator[str]:
+    """Yields the COPY column order of a reference table, then one COPY line per JSON object."""
     spec = TABLE_SPECS[kind]
     yield table_copy_columns(kind)
     names = [name for name, _ in spec]

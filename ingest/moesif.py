@@ -235,6 +235,7 @@ def moesif_values(obj: dict[str, Any]) -> tuple[list[Any], dict[str, Any] | None
 def parse_moesif_events(
     source: Source, reject: RejectFn, batch: str, caller: str | None = None
 ) -> Iterator[str]:
+    """Yields the event COPY columns, then one COPY line per Moesif event object."""
     yield EVENT_COPY_COLUMNS
     for lineno, obj, text, _escape in moesif_objects(source, reject):
         try:

@@ -96,12 +96,14 @@ TABLE_SPECS: dict[str, TableSpec] = {
 
 
 def table_copy_columns(kind: str) -> tuple[str, ...]:
+    """The COPY column order of a reference table: its columns, then the load bookkeeping."""
     return (*(name for name, _ in TABLE_SPECS[kind]), "extras", "batch_id", "line_number")
 
 
 def table_line(
     spec: TableSpec, values: list[Any], extras: dict[str, Any] | None, batch: str, lineno: int
 ) -> str:
+    """One validated reference-table row as a COPY text line."""
     row = []
     for (_, convert), value in zip(spec, values, strict=True):
         out = convert(value)

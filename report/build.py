@@ -21,6 +21,8 @@ HTML_NAME = "index.html"
 
 @dataclass
 class ChartFile:
+    """One chart PNG written for the report."""
+
     name: str
     title: str
     question: str
@@ -30,6 +32,8 @@ class ChartFile:
 
 @dataclass
 class Report:
+    """What render_report wrote: the page, its charts and where they are."""
+
     as_of: date
     directory: Path
     html_path: Path
@@ -39,6 +43,7 @@ class Report:
 
 
 def report_dir(settings: Settings, as_of: date) -> Path:
+    """Where the report for an as-of day goes by default."""
     return settings.home / "reports" / as_of.isoformat()
 
 

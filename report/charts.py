@@ -88,6 +88,7 @@ def _percent_axis(ax: Any, axis: str = "y") -> None:
 
 
 def draw_signup_funnel(fig: Figure, data: ReportData) -> str | None:
+    """Bars per weekly sign-up cohort: the share reaching each funnel stage."""
     ax = fig.add_subplot()
     ax.set_title("Weekly sign-up cohorts: share reaching each stage within 30 days", loc="left")
     if not data.cohorts:
@@ -113,6 +114,7 @@ def draw_signup_funnel(fig: Figure, data: ReportData) -> str | None:
 
 
 def draw_stage_counts(fig: Figure, data: ReportData) -> str | None:
+    """Stacked area of how many developers are in each stage, day by day."""
     ax = fig.add_subplot()
     ax.set_title("Developers in each funnel stage, per day", loc="left")
     if not data.stage_counts:
@@ -130,6 +132,7 @@ def draw_stage_counts(fig: Figure, data: ReportData) -> str | None:
 
 
 def draw_stage_transitions(fig: Figure, data: ReportData) -> str | None:
+    """Stacked bars of the daily moves between stages (the six most frequent named)."""
     ax = fig.add_subplot()
     ax.set_title(
         "Daily stage transitions (developers moving from one stage to another)", loc="left"
@@ -171,6 +174,7 @@ def _median(values: list[float]) -> float:
 
 
 def draw_ttfhw(fig: Figure, data: ReportData) -> str | None:
+    """Histogram of time from sign-up to the first successful call, with its median."""
     ax = fig.add_subplot()
     ax.set_title("Time to first Hello World (sign-up to first successful call)", loc="left")
     hours = [h for h in data.ttfhw_hours if h >= 0]
@@ -206,6 +210,7 @@ def _duration(hours: float) -> str:
 
 
 def draw_campaign_lift(fig: Figure, data: ReportData) -> str | None:
+    """Each campaign's lift over its holdout with a 95 % interval."""
     ax = fig.add_subplot()
     ax.set_title(
         "Campaign lift: treated minus held-out share reaching the goal, 95 % interval", loc="left"
@@ -254,6 +259,7 @@ def _step_number(step: Any) -> float:
 
 
 def draw_engagement(fig: Figure, data: ReportData) -> str | None:
+    """Delivered, opened, clicked and unsubscribed recipients per campaign step."""
     ax = fig.add_subplot()
     ax.set_title("Engagement per campaign step (unique recipients)", loc="left")
     if not data.engagement:
@@ -327,6 +333,7 @@ def render_png(spec: ChartSpec, data: ReportData) -> tuple[bytes, str | None]:
 
 
 def write_png(spec: ChartSpec, data: ReportData, directory: Path) -> tuple[Path, bytes, str | None]:
+    """Render a chart into `directory`; returns its path, bytes and no-data note."""
     png, note = render_png(spec, data)
     path = directory / f"{spec.name}.png"
     path.write_bytes(png)

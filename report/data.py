@@ -34,6 +34,8 @@ class ReportError(OnrampError):
 
 @dataclass
 class ReportData:
+    """Everything the charts draw, read from the marts for one as-of day."""
+
     as_of: date
     cohorts: list[dict[str, Any]] = field(default_factory=list)
     stage_counts: list[dict[str, Any]] = field(default_factory=list)

@@ -24,6 +24,8 @@ from sample_data.timestamps import DAY_MS, HOUR_MS
 
 @dataclass
 class Developer:
+    """One generated developer: identity, plan and the traffic plan of their archetype."""
+
     idx: int
     developer_id: str
     archetype: str
@@ -121,6 +123,7 @@ def allocate(n: int, days: int) -> list[str]:
 
 
 def edge_fits(edge: str, days: int) -> bool:
+    """Whether a boundary-case archetype fits in a history of `days` days."""
     need = {"edge_stopped_out_14": 16, "edge_recent_30_in": 31, "edge_recent_30_out": 32}
     return days >= need.get(edge, MIN_DAYS)
 

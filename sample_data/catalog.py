@@ -149,6 +149,7 @@ MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", 
 
 
 def cumulative(weights: Iterable[float]) -> list[float]:
+    """Running totals of `weights`, for weighted picks by bisection."""
     out, total = [], 0.0
     for w in weights:
         total += w

@@ -61,6 +61,8 @@ def like_match(value: str, pattern: str) -> bool:
 
 @dataclass(frozen=True)
 class Incident:
+    """A generated API incident on one route, for the incident segment rules."""
+
     incident_id: str
     title: str
     started_ms: int

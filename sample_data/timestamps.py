@@ -10,6 +10,7 @@ HOUR_MS = 3_600_000
 
 
 def epoch_ms(d: date) -> int:
+    """Midnight UTC of a date in epoch milliseconds."""
     return int(datetime(d.year, d.month, d.day, tzinfo=UTC).timestamp()) * 1000
 
 
@@ -36,6 +37,7 @@ _HH_MM = tuple(f"{h:02d}:{m:02d}:" for h in range(24) for m in range(60))
 
 
 def offset_str(minutes: int) -> str:
+    """A UTC offset in minutes as '+HH:MM'."""
     sign = "+" if minutes >= 0 else "-"
     h, m = divmod(abs(minutes), 60)
     return f"{sign}{h:02d}:{m:02d}"

@@ -15,6 +15,7 @@ GROUP_PREFIX = "onramp "
 
 
 def group_name(scope: str) -> str:
+    """The SendGrid unsubscribe group name for a scope ('marketing' -> 'onramp marketing')."""
     return f"{GROUP_PREFIX}{scope}"
 
 

@@ -162,6 +162,7 @@ def insert_events(conn: sa.Connection, rows: list[dict[str, Any]]) -> set[str]:
 
 
 def quarantine(conn: sa.Connection, rejects: list[tuple[str, str]]) -> int:
+    """Keep events that failed to parse in raw.email_event_rejects (once each); returns how many."""
     if not rejects:
         return 0
     hashes = [hashlib.sha256(text.encode()).hexdigest() for _, text in rejects]

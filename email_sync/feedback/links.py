@@ -53,6 +53,7 @@ def _mac(secret: bytes, scope: str, message_id: str) -> str:
 
 
 def make_token(secret: str, message_id: str, scope: str = MARKETING) -> str:
+    """A signed unsubscribe token for `message_id` and `scope`; read_token reverses it."""
     return f"{scope}.{_b64(message_id.encode())}.{_mac(secret.encode(), scope, message_id)}"
 
 

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 
 
 def feedback_ddl() -> str:
+    """The feedback tables' DDL, shipped with the package."""
     return files("email_sync.feedback").joinpath("schema.sql").read_text()
 
 
@@ -32,5 +33,6 @@ def ensure_feedback_schema(conn: sa.Connection) -> None:
 
 
 def ensure_feedback_schema_on(engine: sa.Engine) -> None:
+    """ensure_feedback_schema in a transaction of its own."""
     with engine.begin() as conn:
         ensure_feedback_schema(conn)

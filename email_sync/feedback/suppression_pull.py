@@ -38,6 +38,7 @@ _pulled: contextvars.ContextVar[bool] = contextvars.ContextVar("onramp_suppressi
 
 
 def pulled_this_sync() -> bool:
+    """Whether suppressions were already pulled in this sync (so no second pull)."""
     return _pulled.get(False)
 
 

@@ -17,6 +17,7 @@ ONE_CLICK_SOURCE = "one-click"
 
 
 def recipient_of(conn: sa.Connection, message_id: str) -> str | None:
+    """The address a sent message went to, None if the message is unknown."""
     return conn.execute(
         sa.text("select email from email_sync.messages where message_id = :id"),
         {"id": message_id},

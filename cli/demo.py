@@ -138,6 +138,4 @@ def _crm_step(as_of: dt.date, dry_run: bool) -> None:
     except ImportError:
         HubSpotServer = None  # noqa: N806
     click.echo("")
-    demo_crm_step(
-        get_engine(), as_of, manifest_path(), echo=click.echo, local_server=HubSpotServer
-    )
+    demo_crm_step(get_engine(), as_of, manifest_path(), echo=click.echo, local_server=HubSpotServer)

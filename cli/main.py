@@ -24,7 +24,7 @@ COMMANDS = {
     "load": ("ingest.commands:load", "Load raw files (API events, developers, ...)."),
     "build": ("onramp.dbt:build", "Build the dbt models and run their tests."),
     "sync": ("cli.sync:sync", "Push segment changes to email (or, with --crm, to HubSpot)."),
-    "preview": ("email_sync.commands:preview", "Render a campaign's email for a member (sends nothing)."),
+    "preview": ("email_sync.commands:preview", "Render a campaign's email (sends nothing)."),
     "ui": ("orchestration.commands:ui", "Open the Dagster UI on the same settings."),
     "webhook": ("email_sync.feedback.commands:webhook", "Receive SendGrid events, unsubscribes."),
     "report": ("report.commands:report", "Draw the funnel and campaign lift report (PNG + HTML)."),

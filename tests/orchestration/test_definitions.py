@@ -53,12 +53,16 @@ def test_asset_graph_matches_snapshot(defs, graph):
     expected = json.loads(SNAPSHOT.read_text())
     assert current["assets"] == expected["assets"]
     assert set(current["checks"]) == set(expected["checks"])
-    assert current["jobs"] == expected["jobs"] == [
-        "build_and_sync",
-        "crm_push",
-        "engagement_refresh",
-        "sync_segments",
-    ]
+    assert (
+        current["jobs"]
+        == expected["jobs"]
+        == [
+            "build_and_sync",
+            "crm_push",
+            "engagement_refresh",
+            "sync_segments",
+        ]
+    )
     assert current["schedules"] == expected["schedules"] == ["daily_build_and_sync", "hourly_sync"]
     assert current["sensors"] == expected["sensors"] == ["email_events_arrived", "landing_files"]
 

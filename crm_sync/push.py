@@ -29,13 +29,13 @@ import sqlalchemy as sa
 
 from crm_sync import diff
 from crm_sync.errors import BlastRadiusExceeded, CrmError, PumpMissing, PushBusy, one_line
-from crm_sync.freshness import EventFreshness, raw_events_freshness
 from crm_sync.hashing import hash_key
 from crm_sync.hubspot import MAX_BATCH, HubSpotClient
 from crm_sync.result import PushResult
 from crm_sync.schema import ensure_crm_schema
 from crm_sync.specs import PumpSpec
 from onramp.errors import OnrampError
+from onramp.freshness import EventFreshness, raw_events_freshness
 from onramp.settings import Settings
 
 log = logging.getLogger(__name__)

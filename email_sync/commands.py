@@ -10,13 +10,13 @@ from pathlib import Path
 import click
 import sqlalchemy as sa
 
-from email_sync.freshness import max_event_lag_hours, raw_events_freshness
 from email_sync.hashing import hash_key
 from email_sync.render import Renderer
 from email_sync.specs import SegmentSpec, load_segment_specs
 from email_sync.sync import SyncResult, sync_all
 from onramp.as_of import AS_OF, parse_as_of, yesterday_utc
 from onramp.errors import OnrampError
+from onramp.freshness import max_event_lag_hours, raw_events_freshness
 from onramp.settings import Settings
 
 COLUMNS = ("segment", "members", "entered", "exited", "sent", "suppressed", "failed", "capped")

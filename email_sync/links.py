@@ -16,19 +16,11 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import yaml
 
 from onramp.errors import OnrampError
+from onramp.roles import ROLES as KNOWN_ROLES
 
 HOSTS = ("site", "docs", "dashboard", "status")
-ROLES = (
-    "engineering",
-    "product",
-    "marketing",
-    "customer_success",
-    "developer_relations",
-    "sales",
-    "support",
-    "executive",
-    "unknown",
-)
+# Every role a welcome email is written for: the known roles plus `unknown` (no role given).
+ROLES = (*KNOWN_ROLES, "unknown")
 _HREF = re.compile(r'(href=")(https?://[^"]+)(")')
 _BARE = re.compile(r"https?://[^\s<>\"')\]]+")
 

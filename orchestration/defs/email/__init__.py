@@ -11,11 +11,11 @@ records each segment on its own.
 import dagster as dg
 
 from email_sync.specs import SegmentSpec, load_segment_specs
+from onramp.freshness import EventFreshness, raw_events_freshness
 from onramp.manifest import manifest_path
 from onramp.redaction import safe_line
 from orchestration.lib.automation import default_schedule_status, sync_run_tags
 from orchestration.lib.dbt_translator import model_asset_key
-from orchestration.lib.freshness import EventFreshness, raw_events_freshness
 from orchestration.lib.instance import EMAIL_POOL
 from orchestration.lib.partitions import DAILY, ONE_DAY_PER_RUN, run_as_of
 from orchestration.lib.resources import OnrampResource

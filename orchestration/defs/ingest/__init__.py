@@ -16,10 +16,10 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
+from onramp.freshness import EventFreshness, raw_events_freshness
 from orchestration.defs.ingest.landing import RAW_KINDS, LandingFile, landing_files, new_files
 from orchestration.lib.automation import default_sensor_status
 from orchestration.lib.dbt_translator import RAW_GROUP, source_asset_key
-from orchestration.lib.freshness import EventFreshness, raw_events_freshness
 from orchestration.lib.partitions import DAILY, ONE_DAY_PER_RUN, run_as_of
 from orchestration.lib.resources import OnrampResource
 

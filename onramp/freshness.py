@@ -1,8 +1,9 @@
-"""How fresh raw API events are, relative to a sync's as-of date: the gate in front of segments
-whose meaning depends on recent traffic (`requires_fresh_events`), for `onramp sync` and Dagster.
+"""How fresh raw API events are, relative to an as-of date: the gate in front of segment syncs
+whose meaning depends on recent traffic (`requires_fresh_events`), of CRM pushes, and Dagster's
+freshness check on the raw events.
 
-An ingestion outage must not email customers that they stopped calling the API, whichever way the
-sync was started.
+An ingestion outage must not email customers (or tell sales) that they stopped calling the API,
+whichever way the sync was started.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ class EventFreshness:
 
     as_of: dt.date
     latest_event_at: dt.datetime | None
-    max_lag_hours: int
+    max_lag_hours: float
 
     @property
     def as_of_end(self) -> dt.datetime:
@@ -49,7 +50,7 @@ class EventFreshness:
         return (
             f"raw API events are {state}: latest {self.latest_event_at.isoformat()} is "
             f"{self.lag_hours}h before the end of as-of day {self.as_of.isoformat()} "
-            f"(allowed: {self.max_lag_hours}h)"
+            f"(allowed: {self.max_lag_hours:g}h)"
         )
 
 
@@ -69,21 +70,25 @@ def max_event_lag_hours() -> int:
     return hours
 
 
-def raw_events_freshness(engine: sa.Engine, as_of: dt.date, max_lag_hours: int) -> EventFreshness:
-    """Read max(occurred_at) of raw.api_events up to the end of the as-of day.
+def raw_events_freshness(
+    bind: sa.Engine | sa.Connection, as_of: dt.date, max_lag_hours: float
+) -> EventFreshness:
+    """Read max(occurred_at) of raw.api_events up to the end of the as-of day (on an engine, or on
+    a caller's connection).
 
     Late events (after the as-of day) are ignored, as every model ignores them; a missing raw
     table counts as no events.
     """
     end = dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
-    with engine.connect() as conn:
-        exists = conn.execute(sa.text("select to_regclass('raw.api_events') is not null")).scalar()
-        latest = None
-        if exists:
-            latest = conn.execute(
-                sa.text("select max(occurred_at) from raw.api_events where occurred_at < :end"),
-                {"end": end},
-            ).scalar()
+    if isinstance(bind, sa.Engine):
+        with bind.connect() as conn:
+            return raw_events_freshness(conn, as_of, max_lag_hours)
+    latest = None
+    if bind.execute(sa.text("select to_regclass('raw.api_events') is not null")).scalar():
+        latest = bind.execute(
+            sa.text("select max(occurred_at) from raw.api_events where occurred_at < :end"),
+            {"end": end},
+        ).scalar()
     if latest is not None and latest.tzinfo is None:
         latest = latest.replace(tzinfo=dt.UTC)
     return EventFreshness(as_of=as_of, latest_event_at=latest, max_lag_hours=max_lag_hours)

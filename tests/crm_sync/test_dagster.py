@@ -23,7 +23,8 @@ def test_one_asset_per_pump_materializes_without_the_token_in_metadata(engine, f
 
     result = dg.materialize(
         [crm_pushes],
-        resources={"onramp": OnrampResource(as_of_date=fresh.as_of.isoformat())},
+        resources={"onramp": OnrampResource()},
+        partition_key=fresh.as_of.isoformat(),
         instance=dg.DagsterInstance.ephemeral(),
     )
     assert result.success

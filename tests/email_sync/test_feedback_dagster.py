@@ -58,7 +58,9 @@ def test_sensor_observes_events_and_rebuilds_engagement(engine):
         assert isinstance(sensor(context), dg.SkipReason)
 
     result = job.execute_in_process(
-        run_config=run_config_for(), instance=dg.DagsterInstance.ephemeral()
+        run_config=run_config_for(),
+        instance=dg.DagsterInstance.ephemeral(),
+        partition_key=first.run_requests[0].partition_key,
     )
     assert result.success
     with engine.connect() as conn:

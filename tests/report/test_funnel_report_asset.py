@@ -22,7 +22,8 @@ def test_funnel_report_materializes_with_its_charts_in_the_metadata(
         result = dg.materialize(
             [funnel_report],
             instance=instance,
-            resources={RESOURCE_KEY: OnrampResource(as_of_date=as_of)},
+            resources={RESOURCE_KEY: OnrampResource()},
+            partition_key=as_of,
         )
         assert result.success
         event = instance.get_latest_materialization_event(dg.AssetKey("funnel_report"))

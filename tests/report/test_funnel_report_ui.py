@@ -80,7 +80,8 @@ def webserver(report_warehouse: ReportWarehouse, tmp_path: Path):
     result = dg.materialize(
         [funnel_report],
         instance=instance,
-        resources={RESOURCE_KEY: OnrampResource(as_of_date=report_warehouse.as_of.isoformat())},
+        resources={RESOURCE_KEY: OnrampResource()},
+        partition_key=report_warehouse.as_of.isoformat(),
     )
     assert result.success
     port = _free_port()

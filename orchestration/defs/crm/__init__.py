@@ -148,7 +148,6 @@ def crm_pushes(context: dg.AssetExecutionContext, onramp: OnrampResource):
 
 crm_job = dg.define_asset_job(
     "crm_push",
-    partitions_def=DAILY,
     selection=dg.AssetSelection.groups(CRM_GROUP),
     description="Push every pump's changed rows to HubSpot.",
 )

@@ -52,7 +52,6 @@ def sendgrid_email_events(onramp: OnrampResource) -> dg.DataVersion:
 
 engagement_refresh_job = dg.define_asset_job(
     "engagement_refresh",
-    partitions_def=DAILY,
     selection=ENGAGEMENT_SELECTION,
     description="Rebuild the SendGrid staging view and the engagement marts after new events.",
 )

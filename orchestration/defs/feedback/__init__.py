@@ -17,7 +17,6 @@ import sqlalchemy as sa
 from onramp.as_of import to_partition_key, yesterday_utc
 from orchestration.lib.automation import default_sensor_status
 from orchestration.lib.dbt_translator import source_asset_key
-from orchestration.lib.partitions import DAILY
 from orchestration.lib.resources import OnrampResource, run_config_for
 
 EVENTS_KEY = source_asset_key("sendgrid", "email_events")

@@ -84,7 +84,7 @@ def _next_rows(conn: sa.Connection, run_id: int, after: str, size: int) -> list[
         conn.execute(
             sa.text(
                 """
-                select message_id, member_key, email, payload, template
+                select message_id, member_key, email, payload, template, step
                 from email_sync.messages
                 where run_id = :run and status = 'pending' and attempted_at is null
                   and message_id > :last

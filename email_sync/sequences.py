@@ -63,6 +63,24 @@ def open_row_sql(alias: str = "o") -> str:
     )
 
 
+def skip_held(conn: sa.Connection, spec: SegmentSpec, as_of: date) -> None:
+    """Members recorded today but held out of `_entered` by the first-sync guard (a large first
+    sync, a rename, a re-key) start no run: marked as started with no period, so neither today's
+    enrolment nor a later one (which enrols members from before sequences existed) emails them."""
+    conn.execute(
+        sa.text(
+            """
+            update email_sync.segment_membership as m set
+                sequence_started_as_of = :as_of, sequence_period = null, sequence_step = 0
+            where m.segment = :seg and m.entered_as_of = :as_of and m.exited_at is null
+              and m.sequence_started_as_of is null
+              and not exists (select 1 from _entered as e where e.member_key = m.member_key)
+            """
+        ),
+        {"seg": spec.name, "as_of": as_of},
+    )
+
+
 def enroll(conn: sa.Connection, spec: SegmentSpec, as_of: date) -> int:
     """Start the sequence for this run's entries the re-entry rule allows (after
     `write_membership`, which kept the previous exit day in `previous_exited_as_of`). Members

@@ -316,6 +316,7 @@ def _decide_messages(
     """The campaign's ledger rows for today (see `sequences`), then every guardrail over this
     run's `pending` rows; what the frequency cap holds back waits for a later day."""
     t0 = time.perf_counter()
+    sequences.skip_held(conn, spec, as_of)
     r.skipped += sequences.enroll(conn, spec, as_of)
     sequences.end_sequences(conn, spec, as_of)
     r.retried = ledger.adopt_unfinished(conn, spec, run_id, settings.max_send_attempts)

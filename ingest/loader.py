@@ -599,7 +599,8 @@ def _record_failure(
             ).scalar_one()
     except sa.exc.SQLAlchemyError:
         log.warning("could not record the failed load of %s", path)
-    log.warning("%s not loaded: %s", path, reason)
+    # info, not warning: the command line and the Dagster asset each report the failed files once.
+    log.info("%s not loaded: %s", path, reason)
     return BatchResult(
         str(path), kind, fmt, 0, 0, 0, False, seconds, batch_id, checksum, error=reason
     )

@@ -145,7 +145,9 @@ def test_landing_run_loads_the_good_files_next_to_a_bad_one(raw_engine, tmp_path
     (landing / "api_events" / "empty.jsonl").write_text("")
     monkeypatch.setenv("ONRAMP_LANDING_DIR", str(landing))
     [asset] = [a for a in RAW_ASSETS if raw_asset_key("api_events") in a.keys]
-    result = dg.materialize([asset], resources={RESOURCE_KEY: OnrampResource()})
+    result = dg.materialize(
+        [asset], resources={RESOURCE_KEY: OnrampResource()}, partition_key="2026-11-26"
+    )
     assert result.success
     [event] = result.get_asset_materialization_events()
     metadata = event.materialization.metadata

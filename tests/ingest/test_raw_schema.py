@@ -33,7 +33,7 @@ def test_rerun_takes_no_lock_that_waits_for_autovacuum(raw_engine: sa.Engine) ->
 
 
 def test_an_older_warehouse_gets_the_new_columns(raw_engine: sa.Engine) -> None:
-    ddl = files("ingest").joinpath("raw_schema.sql").read_text()
+    ddl = files("onramp").joinpath("raw_schema.sql").read_text()
     with raw_engine.connect() as conn, conn.begin() as tx:  # rolled back: others keep theirs
         conn.exec_driver_sql("alter table raw.developers drop column updated_at cascade")
         conn.exec_driver_sql("alter table raw.load_batches drop column error")

@@ -72,7 +72,13 @@ def test_full_graph_materializes_every_asset_and_passes_every_check(pipeline, in
     from orchestration.definitions import defs
 
     graph = defs.resolve_asset_graph()
-    materializable = {k for k in graph.get_all_asset_keys() if graph.get(k).is_materializable}
+
+    def crm(key: dg.AssetKey) -> bool:  # the CRM pushes skip without HUBSPOT_ACCESS_TOKEN
+        return key.to_user_string().startswith("crm_")
+
+    materializable = {
+        k for k in graph.get_all_asset_keys() if graph.get(k).is_materializable and not crm(k)
+    }
     run_id = pipeline.demo.run_id
     materialized = {
         e.asset_key
@@ -83,7 +89,9 @@ def test_full_graph_materializes_every_asset_and_passes_every_check(pipeline, in
         e.event_specific_data
         for e in _run_events(instance, run_id, dg.DagsterEventType.ASSET_CHECK_EVALUATION)
     ]
-    assert {ev.asset_check_key for ev in evaluations} == set(graph.asset_check_keys)
+    assert {ev.asset_check_key for ev in evaluations} == {
+        k for k in graph.asset_check_keys if not crm(k.asset_key)
+    }
     failed = [ev.asset_check_key.to_user_string() for ev in evaluations if not ev.passed]
     assert failed == []
     run = instance.get_run_by_id(run_id)
@@ -101,8 +109,10 @@ def test_rows_reach_raw_marts_and_segments(pipeline):
     assert raw_events == manifest["events"]["distinct"]
     assert developers == manifest["developers"]
     assert demo.loads["api_events"]["rows_loaded"] == raw_events
-    # every segment as the generator computed it independently, row for row in count
-    assert demo.segments == manifest["expected_members"]
+    # every segment the generator's reference evaluator knows, as it computed it independently
+    # (the campaign goal and milestone segments are checked by their dbt unit tests)
+    expected = manifest["expected_members"]
+    assert {name: demo.segments[name] for name in expected} == expected
     for stage in ("not_integrated", "sandbox", "production"):
         assert demo.funnel[stage] == demo.segments[f"stage_{stage}"]
     for name, sync in demo.syncs.items():

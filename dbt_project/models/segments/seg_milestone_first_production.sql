@@ -19,7 +19,8 @@ final as (
         dim_developers.events_last_window as events_7d
     from dim_developers
     where
-        dim_developers.first_production_date > {{ as_of_minus(var('milestone_window_days', 7) + 1) }}
+        dim_developers.first_production_date
+        > {{ as_of_minus(var('milestone_window_days', 7) + 1) }}
         and dim_developers.first_production_date < {{ as_of_date() }}
 
 )

@@ -49,7 +49,7 @@ memberships as (
 decided as (
 
     select
-        stg_email_sync__messages.campaign as campaign,
+        stg_email_sync__messages.campaign,
         stg_email_sync__messages.member_key,
         max(stg_email_sync__messages.developer_id) as developer_id,
         max(case when stg_email_sync__messages.status = 'held_out' then 1 else 0 end)

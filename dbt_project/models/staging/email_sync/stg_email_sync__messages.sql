@@ -7,35 +7,31 @@
 ) if execute else none -%}
 with
 
-{% if ledger is not none %}
 messages as (
 
-    select * from {{ messages_source }}
+    {%- if ledger is not none %}
+        select * from {{ messages_source }}
+    {%- else %}
+        select
+            cast(null as {{ dbt.type_string() }}) as message_id,
+            cast(null as {{ dbt.type_string() }}) as segment,
+            cast(null as {{ dbt.type_string() }}) as step,
+            cast(null as {{ dbt.type_string() }}) as member_key,
+            cast(null as {{ dbt.type_string() }}) as developer_id,
+            cast(null as {{ dbt.type_string() }}) as period,
+            cast(null as {{ dbt.type_string() }}) as template,
+            cast(null as {{ dbt.type_string() }}) as kind,
+            cast(null as {{ dbt.type_string() }}) as status,
+            cast(null as {{ dbt.type_string() }}) as reason,
+            cast(null as {{ dbt.type_int() }}) as deferrals,
+            cast(null as {{ dbt.type_int() }}) as attempts,
+            cast(null as {{ dbt.type_string() }}) as provider,
+            cast(null as {{ dbt.type_timestamp() }}) as created_at,
+            cast(null as {{ dbt.type_timestamp() }}) as sent_at
+        where 1 = 0
+    {%- endif %}
 
 ),
-{% else %}
-messages as (
-
-    select
-        cast(null as {{ dbt.type_string() }}) as message_id,
-        cast(null as {{ dbt.type_string() }}) as segment,
-        cast(null as {{ dbt.type_string() }}) as step,
-        cast(null as {{ dbt.type_string() }}) as member_key,
-        cast(null as {{ dbt.type_string() }}) as developer_id,
-        cast(null as {{ dbt.type_string() }}) as period,
-        cast(null as {{ dbt.type_string() }}) as template,
-        cast(null as {{ dbt.type_string() }}) as kind,
-        cast(null as {{ dbt.type_string() }}) as status,
-        cast(null as {{ dbt.type_string() }}) as reason,
-        cast(null as {{ dbt.type_int() }}) as deferrals,
-        cast(null as {{ dbt.type_int() }}) as attempts,
-        cast(null as {{ dbt.type_string() }}) as provider,
-        cast(null as {{ dbt.type_timestamp() }}) as created_at,
-        cast(null as {{ dbt.type_timestamp() }}) as sent_at
-    where 1 = 0
-
-),
-{% endif %}
 
 final as (
 

@@ -7,32 +7,28 @@
 ) if execute else none -%}
 with
 
-{% if state is not none %}
 segment_membership as (
 
-    select * from {{ membership_source }}
+    {%- if state is not none %}
+        select * from {{ membership_source }}
+    {%- else %}
+        select
+            cast(null as {{ dbt.type_string() }}) as segment,
+            cast(null as {{ dbt.type_string() }}) as member_key,
+            cast(null as {{ dbt.type_string() }}) as developer_id,
+            cast(null as {{ dbt.type_timestamp() }}) as entered_at,
+            cast(null as {{ dbt.type_timestamp() }}) as exited_at,
+            cast(null as date) as entered_as_of,
+            cast(null as date) as exited_as_of,
+            cast(null as {{ dbt.type_int() }}) as entry_count,
+            cast(null as {{ dbt.type_string() }}) as sequence_period,
+            cast(null as date) as sequence_started_as_of,
+            cast(null as {{ dbt.type_int() }}) as sequence_step,
+            cast(null as date) as goal_reached_as_of
+        where 1 = 0
+    {%- endif %}
 
 ),
-{% else %}
-segment_membership as (
-
-    select
-        cast(null as {{ dbt.type_string() }}) as segment,
-        cast(null as {{ dbt.type_string() }}) as member_key,
-        cast(null as {{ dbt.type_string() }}) as developer_id,
-        cast(null as {{ dbt.type_timestamp() }}) as entered_at,
-        cast(null as {{ dbt.type_timestamp() }}) as exited_at,
-        cast(null as date) as entered_as_of,
-        cast(null as date) as exited_as_of,
-        cast(null as {{ dbt.type_int() }}) as entry_count,
-        cast(null as {{ dbt.type_string() }}) as sequence_period,
-        cast(null as date) as sequence_started_as_of,
-        cast(null as {{ dbt.type_int() }}) as sequence_step,
-        cast(null as date) as goal_reached_as_of
-    where 1 = 0
-
-),
-{% endif %}
 
 final as (
 

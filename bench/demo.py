@@ -12,7 +12,8 @@ process, timed from process start to exit, so import and definition-loading cost
   core's runner (results turned into materializations and checks), every segment sync,
   materialization metadata, run storage in the local instance;
 - direct: the same work without Dagster: `load_manifest_dir`, `run_dbt(["build"])` (dbt in
-  process) and `sync_all` over the manifest's segment specs.
+  process), `sync_all` over the manifest's segment specs and `render_report` (the funnel report
+  the daily job draws; the CRM push skips in both without a HubSpot token).
 
 Every run starts from an empty warehouse. Both must write the same number of emails. The machine's
 load drifts (a shared CI box): `--rounds 2` runs direct, dagster, dagster, direct and compares
@@ -74,7 +75,9 @@ load_manifest_dir(engine, settings.landing_dir / "sample")
 t2 = time.perf_counter()
 run_dbt(["build"], as_of=as_of)
 t3 = time.perf_counter()
-results = sync_all(engine, settings, load_segment_specs(manifest_path()), as_of)
+results = sync_all(engine, settings, load_segment_specs(manifest_path()), as_of, initial="send")
+from report.build import render_report
+render_report(engine, as_of, settings=settings)
 t4 = time.perf_counter()
 errors = [str(r) for r in results if isinstance(r, Exception)]
 assert not errors, errors

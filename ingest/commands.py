@@ -67,6 +67,12 @@ def load(kind: str, paths: tuple[str, ...], fmt: str, caller: str | None) -> Non
     else:
         results = load_paths(engine, table_kind, files, fmt, caller)
     click.echo(format_summary(results))
+    if table_kind in ("api_events", "developers"):
+        from onramp.callers import callers_line, callers_without_record
+
+        line = callers_line(callers_without_record(engine))
+        if line:
+            click.echo(line)
     for r in results:
         for note in r.notes:
             click.echo(f"note: {r.path}: {note}", err=True)

@@ -313,6 +313,18 @@ def build(
             click.echo("\r" + " " * 80 + "\r", nl=False, err=True)
     click.echo(f"as of {day.isoformat()} (dbt.log in {log_dir()})")
     click.echo(run.summary())
+    _echo_callers_without_record()
+
+
+def _echo_callers_without_record() -> None:
+    """One line after the summary when API callers in the events have no developer record: they
+    are in the funnel but can never be emailed, and the line says what to load."""
+    from onramp.callers import callers_line, callers_without_record
+    from onramp.warehouse import get_engine
+
+    line = callers_line(callers_without_record(get_engine(), after_build=True))
+    if line:
+        click.echo(line)
 
 
 def _print_env() -> None:

@@ -44,6 +44,14 @@ WEEKLY_MODELS = {"int_route_days_aggregated_to_weeks": ("intermediate", "week_st
 # every table the runs leave is compared with its full refresh, incremental or not
 COMPARED_SCHEMAS = ("intermediate", "marts", "segments")
 LATE_EVENTS_PER_DAY = 5
+# an API caller with events and no developer record (the sample data has a record for everyone):
+# a failed call on its first day, its first successful call two days later, one more call later
+CALLER_WITHOUT_RECORD = "caller-without-record"
+CALLER_EVENTS = (
+    (6, 404),  # days before AS_OF, status
+    (4, 200),
+    (1, 200),
+)
 
 
 @dataclass
@@ -100,6 +108,27 @@ def _land(conn: sa.Connection, day: date) -> None:
     conn.execute(sa.text(f"drop table {table}"))
 
 
+def _add_caller_without_record(engine: sa.Engine) -> None:
+    """Events of CALLER_WITHOUT_RECORD, as if a log had been loaded before the user export."""
+    with engine.begin() as conn:
+        batch = conn.execute(sa.text("select max(batch_id) from raw.api_events")).scalar_one()
+        for n, (days_before, status) in enumerate(CALLER_EVENTS):
+            conn.execute(
+                sa.text(
+                    "insert into raw.api_events (event_id, occurred_at, developer_id, method,"
+                    " path, status_code, latency_ms, environment, batch_id)"
+                    " values (:id, :at, :dev, 'GET', '/v1/status', :status, 12, 'sandbox', :batch)"
+                ),
+                {
+                    "id": f"{CALLER_WITHOUT_RECORD}-{n}",
+                    "at": f"{AS_OF - timedelta(days=days_before)}T10:00:00+00:00",
+                    "dev": CALLER_WITHOUT_RECORD,
+                    "status": status,
+                    "batch": batch,
+                },
+            )
+
+
 @pytest.fixture(scope="session")
 def built(engine: sa.Engine, tmp_path_factory: pytest.TempPathFactory) -> Built:
     import os
@@ -120,6 +149,7 @@ def built(engine: sa.Engine, tmp_path_factory: pytest.TempPathFactory) -> Built:
     generate(sample_dir, developers=60, days=35, seed=7, as_of=AS_OF)
     ensure_raw_schema(engine)
     load_manifest_dir(engine, sample_dir)
+    _add_caller_without_record(engine)
 
     first, *incremental_days = [AS_OF - timedelta(days=n) for n in (2, 1, 0)]
     with engine.begin() as conn:

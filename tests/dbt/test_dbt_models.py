@@ -11,7 +11,16 @@ import pytest
 import sqlalchemy as sa
 
 from sample_data import SEGMENTS
-from tests.dbt.conftest import INCREMENTAL_MODELS, LOOKBACK_DAYS, WEEKLY_MODELS, Built, read_csv
+from tests.dbt.conftest import (
+    AS_OF,
+    CALLER_EVENTS,
+    CALLER_WITHOUT_RECORD,
+    INCREMENTAL_MODELS,
+    LOOKBACK_DAYS,
+    WEEKLY_MODELS,
+    Built,
+    read_csv,
+)
 
 # expected_members.csv's `detail` column, per segment
 DETAIL = {
@@ -34,15 +43,30 @@ COMMON_COLUMNS = {
 
 
 def _members(conn: sa.Connection, segment: str) -> set[tuple[str, str]]:
+    """The members the reference evaluator knows: developers with a record (the sample data's
+    developers), not the caller the session adds without one."""
     detail = DETAIL.get(segment, "''")
-    rows = conn.execute(sa.text(f"select developer_id, {detail} from segments.seg_{segment}"))
+    rows = conn.execute(
+        sa.text(
+            f"select developer_id, {detail} from segments.seg_{segment}"
+            " where developer_id <> :caller"
+        ),
+        {"caller": CALLER_WITHOUT_RECORD},
+    )
     return {(r[0], r[1]) for r in rows}
 
 
 def test_build_command_prints_a_summary(built: Built) -> None:
     assert built.build_exit_code == 0, built.build_output
-    line = built.build_output.strip().splitlines()[-1]
-    assert re.match(r"dbt build: \d+ models built, \d+ tests passed, 0 failed in [0-9.]+ s$", line)
+    summary, callers = built.build_output.strip().splitlines()[-2:]
+    assert re.match(
+        r"dbt build: \d+ models built, \d+ tests passed, 0 failed in [0-9.]+ s$", summary
+    )
+    # the session's one caller without a developer record
+    assert callers == (
+        "1 API caller has no developer record: "
+        "load your user export with `onramp load developers FILE`"
+    )
 
 
 def test_every_segment_has_exactly_the_expected_members(built: Built, engine: sa.Engine) -> None:
@@ -310,9 +334,92 @@ def test_funnel_tables_for_bi(built: Built, engine: sa.Engine) -> None:
             ),
             {"d": built.as_of},
         ).scalar_one()
-    assert signups == developers
+    assert signups == developers - 1  # the caller without a developer record has no sign-up
     assert 0 <= shares[0] <= 1 and 0 < shares[1] <= 1
     assert counted == developers
+
+
+def test_a_caller_without_a_developer_record_is_a_developer_never_emailed(
+    built: Built, engine: sa.Engine
+) -> None:
+    """Events from a caller with no developer record: the caller is in dim_developers (unknown
+    sign-up and role, no address, no consent), in the stage and funnel tables from its first call,
+    and no segment row of it can be emailed."""
+    from email_sync.render import valid_email
+
+    first_day = AS_OF - timedelta(days=CALLER_EVENTS[0][0])
+    first_success_day = AS_OF - timedelta(days=CALLER_EVENTS[1][0])
+    with engine.connect() as conn:
+        dim = (
+            conn.execute(
+                sa.text("select * from marts.dim_developers where developer_id = :c"),
+                {"c": CALLER_WITHOUT_RECORD},
+            )
+            .mappings()
+            .one()
+        )
+        recorded = conn.execute(
+            sa.text(
+                "select bool_and(has_developer_record) from marts.dim_developers"
+                " where developer_id <> :c"
+            ),
+            {"c": CALLER_WITHOUT_RECORD},
+        ).scalar_one()
+        stages = conn.execute(
+            sa.text(
+                "select stage_date, stage from marts.fct_developer_stage_daily"
+                " where developer_id = :c order by stage_date"
+            ),
+            {"c": CALLER_WITHOUT_RECORD},
+        ).all()
+        entered = conn.execute(
+            sa.text(
+                "select from_stage, to_stage, developers from marts.fct_stage_transitions_daily"
+                " where stage_date = :d and from_stage = 'signed_up'"
+            ),
+            {"d": first_day},
+        ).all()
+        counted_sandbox = conn.execute(
+            sa.text(
+                "select developers from marts.fct_stage_counts_daily"
+                " where stage_date = :d and stage = 'sandbox'"
+            ),
+            {"d": built.as_of},
+        ).scalar_one()
+        sandbox_in_dim = conn.execute(
+            sa.text("select count(*) from marts.dim_developers where current_stage = 'sandbox'")
+        ).scalar_one()
+        segment_rows = []
+        for segment in SEGMENTS:
+            segment_rows += [
+                (segment, *r)
+                for r in conn.execute(
+                    sa.text(
+                        f"select email, marketing_opt_in from segments.seg_{segment}"
+                        " where developer_id = :c"
+                    ),
+                    {"c": CALLER_WITHOUT_RECORD},
+                )
+            ]
+    assert dim["has_developer_record"] is False and recorded is True
+    assert dim["signed_up_at"] is None and dim["signup_date"] is None
+    assert dim["role"] == "unknown"
+    assert dim["email"] is None and dim["marketing_opt_in"] is False
+    assert dim["lifetime_events"] == len(CALLER_EVENTS)
+    assert dim["first_call_at"].date() == first_day
+    assert dim["first_sandbox_date"] == first_success_day
+    assert dim["current_stage"] == "sandbox"
+    # from its first call to the as-of day, one stage a day; not_integrated before first success
+    assert [d for d, _ in stages] == [
+        first_day + timedelta(days=n) for n in range((built.as_of - first_day).days + 1)
+    ]
+    assert {s for d, s in stages if d < first_success_day} == {"not_integrated"}
+    assert {s for d, s in stages if d >= first_success_day} == {"sandbox"}
+    assert ("signed_up", "not_integrated") in {(f, t) for f, t, _ in entered}
+    assert counted_sandbox == sandbox_in_dim
+    # it is in the stage segment, but with no address and no consent: nothing can be sent to it
+    assert ("stage_sandbox", None, False) in segment_rows
+    assert all(not valid_email(email) and not opt_in for _, email, opt_in in segment_rows)
 
 
 def test_a_bad_as_of_date_fails_with_one_line(built: Built) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -84,3 +85,27 @@ def test_installed_command_with_progress(raw_engine, write, uid, pg_url):
     assert done.returncode == 0, done.stderr
     assert "loading api-events" in done.stderr
     assert done.stdout.splitlines()[2].split()[:5] == [str(path), "csv", "30,000", "0", "0"]
+
+
+CALLERS_LINE = re.compile(
+    r"([0-9,]+) API callers? (?:has|have) no developer record: "
+    r"load your user export with `onramp load developers FILE`"
+)
+
+
+def test_load_names_the_callers_without_a_developer_record(raw_engine, write, uid):
+    """Events from a caller nobody told us about: one line says how many such callers there are
+    and what to load; loading the caller's developer record takes it out of the count."""
+    events = write("events.csv", events_csv(uid, 2))
+    loaded = CliRunner().invoke(cli, ["load", "api-events", str(events)])
+    assert loaded.exit_code == 0, loaded.output
+    found = CALLERS_LINE.fullmatch(loaded.stdout.splitlines()[-1])
+    assert found, loaded.stdout
+    before = int(found.group(1).replace(",", ""))
+    assert before >= 1
+
+    developers = write("developers.csv", f"developer_id,email\n{uid}_dev,{uid}@example.com\n")
+    recorded = CliRunner().invoke(cli, ["load", "developers", str(developers)])
+    assert recorded.exit_code == 0, recorded.output
+    after = CALLERS_LINE.fullmatch(recorded.stdout.splitlines()[-1])
+    assert (int(after.group(1).replace(",", "")) if after else 0) == before - 1

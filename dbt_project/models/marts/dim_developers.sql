@@ -1,14 +1,16 @@
 {#
-    One row per developer who signed up on or before the as-of day: who they are, where they are
-    in the funnel on the as-of day, and the milestones that got them there. Indexed on
+    One row per developer who signed up on or before the as-of day, and per API caller without a
+    developer record (has_developer_record false: no sign-up date, role 'unknown', no email, no
+    consent): who they are, where they are in the funnel on the as-of day, and the milestones that
+    got them there. Indexed on
     developer_id: the segments join their few members to it (an index lookup each).
 #}
 {{ config(indexes=[{'columns': ['developer_id'], 'unique': True}]) }}
 with
 
-stg_raw__developers as (
+int_developers_and_callers as (
 
-    select * from {{ ref('stg_raw__developers') }}
+    select * from {{ ref('int_developers_and_callers') }}
 
 ),
 
@@ -88,6 +90,7 @@ final as (
         developers.marketing_opt_in,
         developers.signed_up_at,
         developers.signup_date,
+        developers.has_developer_record,
         usage.first_event_at as first_call_at,
         usage.first_success_at as first_successful_call_at,
         {{ dbt.datediff('developers.signed_up_at', 'usage.first_success_at', 'second') }}
@@ -100,7 +103,7 @@ final as (
         usage.last_event_date as last_call_date,
         coalesce(usage.lifetime_events, 0) as lifetime_events,
         top_routes.top_route
-    from stg_raw__developers as developers
+    from int_developers_and_callers as developers
     left join int_developers_usage_summarized as usage
         on developers.developer_id = usage.developer_id
     left join milestones

@@ -1,7 +1,7 @@
 {#
-    The funnel stage of every developer on every day from sign-up (or first call, when earlier)
-    to the as-of day, from the var stage_window_days (7) days ending on that day:
-    not_integrated (no successful call ever) / dormant (no call in the window) / production
+    The funnel stage of every developer on every day from sign-up (or first call, when earlier;
+    an API caller without a developer record starts on the day of its first call) to the as-of
+    day, from the var stage_window_days (7) days ending on that day: not_integrated (no successful call ever) / dormant (no call in the window) / production
     (window events / window days > var production_daily_events) / sandbox. previous_stage and
     is_stage_change make entering and leaving a stage visible. Incremental like the usage facts
     (dbt's delete+insert on stage_date): a run rebuilds the days from the as-of day minus var
@@ -29,9 +29,9 @@
 
 with
 
-stg_raw__developers as (
+int_developers_and_callers as (
 
-    select * from {{ ref('stg_raw__developers') }}
+    select * from {{ ref('int_developers_and_callers') }}
 
 ),
 
@@ -56,7 +56,7 @@ developers as (
             when usage.first_event_date < signups.signup_date then usage.first_event_date
             else coalesce(signups.signup_date, usage.first_event_date)
         end as first_day
-    from stg_raw__developers as signups
+    from int_developers_and_callers as signups
     left join int_developers_usage_summarized as usage
         on signups.developer_id = usage.developer_id
     where coalesce(signups.signup_date, {{ as_of_date() }}) <= {{ as_of_date() }}

@@ -78,7 +78,12 @@ def diff_membership(conn: sa.Connection, spec: SegmentSpec) -> Diff:
     # The anti-joins hash a whole segment; the 4 MB default makes a million keys spill to
     # disk. This transaction only, so the server's setting stays as the operator left it.
     conn.execute(sa.text(f"set local work_mem = '{WORK_MEM}'"))
-    members = conn.execute(sa.text(f"select count(*) from {rel}")).scalar_one()
+    # A row without an address is no member to email_sync: an API caller the warehouse knows only
+    # from its events (no developer record yet) stays in the segment table for BI, and enters
+    # here, with its first email, once a record with an address arrives.
+    members = conn.execute(
+        sa.text(f"select count(*) from {rel} where email is not null")
+    ).scalar_one()
     first_sync = not conn.execute(
         sa.text("select exists (select 1 from email_sync.segment_membership where segment = :seg)"),
         params,
@@ -91,7 +96,7 @@ def diff_membership(conn: sa.Connection, spec: SegmentSpec) -> Diff:
             create temp table _diff on commit drop as
             select coalesce(s.member_key, m.member_key) as member_key,
                    s.developer_id, s.email, m.member_key is null as entered
-            from (select member_key, developer_id, email from {rel}) as s
+            from (select member_key, developer_id, email from {rel} where email is not null) as s
             full join (
                 select member_key from email_sync.segment_membership
                 where segment = :seg and exited_at is null

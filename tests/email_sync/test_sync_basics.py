@@ -202,3 +202,22 @@ def test_dry_run_list_counts_match_the_real_run(engine, settings, segments, outb
 
     assert (dry.list_added, dry.list_skipped) == (1, 1)
     assert (real.list_added, real.list_skipped) == (1, 1)
+
+
+def test_a_caller_without_an_address_enters_when_its_record_arrives(
+    engine, settings, segments, outbox
+):
+    """An API caller known only from its events sits in the segment table with no address: not a
+    member yet; once a developer record brings the address it enters and gets its email."""
+    caller = member(9, email=None, name=None, company_name=None, marketing_opt_in=False)
+    segments.create("new_signups", [member(1), caller])
+    first = sync_segment(engine, settings, spec("new_signups", **WELCOME), AS_OF, provider=outbox)
+    assert (first.members, first.entered, first.sent) == (1, 1, 1)
+
+    segments.replace("new_signups", [member(1), member(9)])  # the user export arrived
+    second = sync_segment(engine, settings, spec("new_signups", **WELCOME), AS_OF, provider=outbox)
+    assert (second.members, second.entered, second.sent) == (2, 1, 1)
+    assert sorted(row["to"] for row in outbox_index(settings)) == [
+        "dev1@example.com",
+        "dev9@example.com",
+    ]

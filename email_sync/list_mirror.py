@@ -5,6 +5,11 @@ so a list call that fails is simply picked up by the next run. Members without c
 invalid or suppressed address are never added (`skipped`), and every run takes off the list the
 current members who lost consent or became suppressed since they were added, not only those who
 left the segment (`_requeue_consent_changes`); a member who gives consent again is added back.
+
+A contact upsert is an asynchronous import job. The run waits for it only briefly
+(ONRAMP_IMPORT_WAIT_S); a job still running is recorded in `email_sync.contact_imports` with its
+members `pending_import`, and a later run confirms it (`_confirm_imports`): completed -> synced,
+errored/failed -> back to `pending_add` with the reason, at most MAX_IMPORT_ATTEMPTS times.
 """
 
 from __future__ import annotations
@@ -18,12 +23,23 @@ import sqlalchemy as sa
 from email_sync.errors import one_line
 from email_sync.guardrails import INVALID_ADDRESS_SQL
 from email_sync.membership import segment_columns
-from email_sync.providers import Contact, ListOutcome, ListsUnsupported, Provider, ProviderError
+from email_sync.providers import (
+    Contact,
+    ImportJob,
+    ListOutcome,
+    ListsUnsupported,
+    Provider,
+    ProviderError,
+)
 from email_sync.render import EMAIL_RE
 from email_sync.result import SyncResult
 from email_sync.specs import SegmentSpec
 from onramp.errors import OnrampError
 
+# Failed or errored import jobs an address may have in a segment before it is left
+# `import_failed`, and how long a job may stay pending before it is treated as lost.
+MAX_IMPORT_ATTEMPTS = 3
+IMPORT_ABANDON_AFTER = "1 day"
 _NUMBER_TYPES = {"smallint", "integer", "bigint", "numeric", "real", "double precision"}
 _DATE_TYPES = {"date", "timestamp without time zone", "timestamp with time zone"}
 _UNLISTABLE = f"""(
@@ -138,7 +154,7 @@ def _still_listed(conn: sa.Connection, spec: SegmentSpec, emails: list[str]) -> 
                 from email_sync.segment_membership as m
                 join unnest(cast(:emails as text[])) as r(email) on r.email = m.email
                 where m.segment = :seg and m.exited_at is null
-                  and m.list_status in ('synced', 'pending_add')
+                  and m.list_status in ('synced', 'pending_add', 'pending_import')
                 """
             ),
             {"seg": spec.name, "emails": emails},
@@ -146,9 +162,128 @@ def _still_listed(conn: sa.Connection, spec: SegmentSpec, emails: list[str]) -> 
     )
 
 
+def _settle_import(conn: sa.Connection, spec: SegmentSpec, job: ImportJob) -> int:
+    """Record a finished import job and move its `pending_import` members on: confirmed ones to
+    `synced`, failed ones back to `pending_add` (or `import_failed` once they used up their
+    attempts). Returns how many members were confirmed."""
+    conn.execute(
+        sa.text(
+            "update email_sync.contact_imports set status = :status, reason = :reason, "
+            "confirmed_at = now() where job_id = :job"
+        ),
+        {"job": job.job_id, "status": job.status, "reason": job.reason},
+    )
+    failed = sorted(job.failed)
+    confirmed = conn.execute(
+        sa.text(
+            "update email_sync.segment_membership set list_status = 'synced', "
+            "list_synced_at = now() where segment = :seg and list_status = 'pending_import' "
+            "and email = any(cast(:emails as text[])) and email <> all(cast(:failed as text[]))"
+        ),
+        {"seg": spec.name, "emails": job.emails, "failed": failed},
+    ).rowcount
+    if failed:
+        conn.execute(
+            sa.text(
+                """
+                update email_sync.segment_membership as m set list_status = case
+                    when (select count(*) from email_sync.contact_imports as j
+                          where j.segment = m.segment and j.status in ('errored', 'failed',
+                                'abandoned') and m.email = any(j.emails)) >= :max
+                    then 'import_failed' else 'pending_add' end
+                where m.segment = :seg and m.list_status = 'pending_import'
+                  and m.email = any(cast(:failed as text[]))
+                """
+            ),
+            {"seg": spec.name, "failed": failed, "max": MAX_IMPORT_ATTEMPTS},
+        )
+    return confirmed
+
+
+def _confirm_imports(
+    conn: sa.Connection, spec: SegmentSpec, provider: Provider, r: SyncResult
+) -> int:
+    """Ask the provider about the import jobs earlier runs left pending. Returns how many members
+    they confirmed; a job still running stays pending for the next run."""
+    with conn.begin():
+        rows = conn.execute(
+            sa.text(
+                "select job_id, emails, requested_at < now() - cast(:abandon as interval) as lost "
+                "from email_sync.contact_imports where segment = :seg and status = 'pending' "
+                "order by requested_at"
+            ),
+            {"seg": spec.name, "abandon": IMPORT_ABANDON_AFTER},
+        ).all()
+    confirmed = 0
+    for row in rows:
+        job = ImportJob(row.job_id, list(row.emails))
+        try:
+            provider.check_import(job)
+        except (ListsUnsupported, ProviderError) as exc:
+            r.notes.append(
+                f"import job {row.job_id} not confirmed, retried next run: {one_line(exc)}"
+            )
+            continue
+        if job.status == "pending":
+            if not row.lost:
+                continue
+            job.status, job.reason = "abandoned", "import job never finished"
+            job.failed = {e: job.reason for e in job.emails}
+        with conn.begin():
+            confirmed += _settle_import(conn, spec, job)
+    return confirmed
+
+
+def _record_imports(conn: sa.Connection, spec: SegmentSpec, jobs: list[ImportJob]) -> None:
+    """Record this run's import jobs; members of one still running become `pending_import`."""
+    for job in jobs:
+        conn.execute(
+            sa.text(
+                "insert into email_sync.contact_imports (job_id, segment, emails, status, reason, "
+                "confirmed_at) values (:job, :seg, :emails, :status, :reason, "
+                "case when cast(:status as text) <> 'pending' then now() end) "
+                "on conflict (job_id) do nothing"
+            ),
+            {
+                "job": job.job_id,
+                "seg": spec.name,
+                "emails": job.emails,
+                "status": job.status,
+                "reason": job.reason,
+            },
+        )
+        if job.status == "pending":
+            conn.execute(
+                sa.text(
+                    "update email_sync.segment_membership set list_status = 'pending_import' "
+                    "where segment = :seg and list_status = 'pending_add' and exited_at is null "
+                    "and email = any(cast(:emails as text[]))"
+                ),
+                {"seg": spec.name, "emails": job.emails},
+            )
+        elif job.failed:
+            # Count this failure towards the bound: members still pending_add are retried.
+            conn.execute(
+                sa.text(
+                    """
+                    update email_sync.segment_membership as m set list_status = 'import_failed'
+                    where m.segment = :seg and m.list_status = 'pending_add'
+                      and m.email = any(cast(:failed as text[]))
+                      and (select count(*) from email_sync.contact_imports as j
+                           where j.segment = m.segment and j.status in ('errored', 'failed',
+                                 'abandoned') and m.email = any(j.emails)) >= :max
+                    """
+                ),
+                {"seg": spec.name, "failed": sorted(job.failed), "max": MAX_IMPORT_ATTEMPTS},
+            )
+
+
 def sync_list(conn: sa.Connection, spec: SegmentSpec, provider: Provider, r: SyncResult) -> None:
     """Push queued additions and removals to the provider's list. Rows the provider did not
-    confirm stay pending for the next run."""
+    confirm stay pending for the next run; import jobs still running after the short wait are
+    confirmed by a later run."""
+    confirmed = _confirm_imports(conn, spec, provider, r)
+    r.list_added = confirmed
     with conn.begin():
         _requeue_consent_changes(conn, spec)
         r.list_skipped = _skip_unlistable(conn, spec)
@@ -206,6 +341,7 @@ def sync_list(conn: sa.Connection, spec: SegmentSpec, provider: Provider, r: Syn
     add_missing = [e for e in contacts if e not in outcome.upserted]
     remove_missing = [e for e in removal_emails if e not in outcome.removed]
     with conn.begin():
+        _record_imports(conn, spec, outcome.jobs)
         added = conn.execute(
             sa.text(
                 "update email_sync.segment_membership set list_status = 'synced', "
@@ -222,8 +358,13 @@ def sync_list(conn: sa.Connection, spec: SegmentSpec, provider: Provider, r: Syn
             ),
             {"seg": spec.name, "missing": remove_missing},
         ).rowcount
-    r.list_added = len(outcome.upserted)
+    r.list_added = confirmed + len(outcome.upserted)
     r.list_removed = len(outcome.removed)
     r.list_pending = len(adds) + len(removes) - added - removed
     if outcome.failed:
         r.notes.append(f"{len(outcome.failed)} list contact(s) failed, retried next run")
+    waiting = sum(len(j.emails) for j in outcome.jobs if j.status == "pending")
+    if waiting:
+        r.notes.append(
+            f"{waiting} list contact(s) in a SendGrid import job still running, confirmed next run"
+        )

@@ -170,7 +170,7 @@ def write_membership(conn: sa.Connection, spec: SegmentSpec, as_of: date, clock:
             update email_sync.segment_membership as m set
                 exited_at = :now,
                 exited_as_of = :as_of,
-                list_status = case when m.list_status in ('synced', 'pending_add')
+                list_status = case when m.list_status in ('synced', 'pending_add', 'pending_import')
                                    then 'pending_remove' else m.list_status end
             from _exited as x
             where m.segment = :seg and m.member_key = x.member_key

@@ -3,7 +3,9 @@ create schema if not exists email_sync;
 
 -- One row per (segment, member) ever seen. exited_at is null while the member is in the segment.
 -- list_status tracks the SendGrid list mirror so a failed list call is picked up by the next run:
--- pending_add | synced | pending_remove | removed | skipped (no consent / invalid address).
+-- pending_add | synced | pending_remove | removed | skipped (no consent / invalid address)
+-- | pending_import (upserted, its import job not finished yet: see contact_imports)
+-- | import_failed (import jobs errored too often; a new entry or consent change queues it again).
 create table if not exists email_sync.segment_membership (
     segment text not null,
     member_key text not null,
@@ -108,3 +110,20 @@ create table if not exists email_sync.suppressions (
 );
 -- scope: 'all' (nothing is sent) or one kind such as 'marketing' (transactional mail still goes).
 alter table email_sync.suppressions add column if not exists scope text not null default 'all';
+
+-- SendGrid contact import jobs of the list mirror. A job not finished within the short wait of
+-- the run that started it (ONRAMP_IMPORT_WAIT_S) stays `pending` here, its members
+-- `pending_import`, until a later run confirms it: completed -> synced, errored/failed -> back to
+-- pending_add (with the reason) for a bounded retry.
+-- status: pending | completed | errored | failed | abandoned (never finished)
+create table if not exists email_sync.contact_imports (
+    job_id text primary key,
+    segment text not null,
+    emails text[] not null,
+    status text not null,
+    reason text,
+    requested_at timestamptz not null default now(),
+    confirmed_at timestamptz
+);
+create index if not exists contact_imports_pending
+    on email_sync.contact_imports (segment) where status = 'pending';

@@ -68,6 +68,8 @@ class Settings:
     hubspot_api_host: str | None = None
     hubspot_company_id_property: str = "onramp_company_id"
     dashboard_url: str | None = None
+    # Longest a sync waits on SendGrid contact import jobs; unfinished ones are confirmed later.
+    import_wait_s: float = 10.0
 
     @property
     def postgres_dir(self) -> Path:
@@ -116,4 +118,5 @@ class Settings:
                 os.environ.get("HUBSPOT_COMPANY_ID_PROPERTY", "").strip() or "onramp_company_id"
             ),
             dashboard_url=os.environ.get("ONRAMP_DASHBOARD_URL") or None,
+            import_wait_s=_float("ONRAMP_IMPORT_WAIT_S", 10.0),
         )

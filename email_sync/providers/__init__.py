@@ -5,6 +5,7 @@ from __future__ import annotations
 from email_sync.providers.base import (
     AmbiguousSendError,
     Contact,
+    ImportJob,
     ListOutcome,
     ListsUnsupported,
     OutgoingEmail,
@@ -18,6 +19,7 @@ from onramp.settings import Settings
 __all__ = [
     "AmbiguousSendError",
     "Contact",
+    "ImportJob",
     "ListOutcome",
     "ListsUnsupported",
     "OutgoingEmail",

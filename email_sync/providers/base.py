@@ -88,12 +88,26 @@ class Contact:
 
 
 @dataclass
+class ImportJob:
+    """A provider contact import job: its addresses and, once polled, its status
+    (pending | completed | errored | failed) and the per-address failures."""
+
+    job_id: str
+    emails: list[str]
+    status: str = "pending"
+    failed: dict[str, str] = field(default_factory=dict)
+    reason: str | None = None
+
+
+@dataclass
 class ListOutcome:
-    """Which addresses the provider confirmed; everything else stays pending for the next run."""
+    """Which addresses the provider confirmed; everything else stays pending for the next run.
+    `jobs` are the upsert import jobs; those still `pending` are confirmed by a later run."""
 
     upserted: set[str] = field(default_factory=set)
     removed: set[str] = field(default_factory=set)
     failed: dict[str, str] = field(default_factory=dict)
+    jobs: list[ImportJob] = field(default_factory=list)
 
 
 @dataclass
@@ -134,6 +148,10 @@ class Provider:
         removals: list[str],
     ) -> ListOutcome:
         raise ListsUnsupported(f"the {self.name} provider has no contact lists")
+
+    def check_import(self, job: ImportJob) -> ImportJob:
+        """Poll a contact import job an earlier run left pending; returns it with its status."""
+        raise ListsUnsupported(f"the {self.name} provider has no contact import jobs")
 
     def fetch_suppressions(self) -> Iterable[tuple[str, str]]:
         """(email, reason) pairs the provider will not deliver to."""

@@ -36,6 +36,7 @@ from email_sync.hashing import hash_email, redact_addresses
 from email_sync.providers.base import (
     AmbiguousSendError,
     Contact,
+    ImportJob,
     ListOutcome,
     OutgoingEmail,
     Provider,
@@ -99,7 +100,7 @@ class SendGridProvider(Provider):
         timeout_s: float = 30.0,
         retry: RetryPolicy | None = None,
         sender_name: str | None = "onramp",
-        job_poll_timeout_s: float = 300.0,
+        job_poll_timeout_s: float = 10.0,
     ) -> None:
         super().__init__()
         if not api_key:
@@ -130,6 +131,7 @@ class SendGridProvider(Provider):
             host=settings.sendgrid_api_host,
             timeout_s=settings.http_timeout_s,
             retry=retry,
+            job_poll_timeout_s=settings.import_wait_s,
         )
 
     def __repr__(self) -> str:  # never the key
@@ -442,8 +444,15 @@ class SendGridProvider(Provider):
                         outcome.failed[contact["email"]] = str(exc)
                     continue
                 jobs.append((result["job_id"], chunk))
+            # One short wait for all the jobs of this call; a job still pending after it is
+            # handed back for the caller to record and confirm on a later run.
+            deadline = time.monotonic() + self.job_poll_timeout_s
             for job_id, chunk in jobs:
-                self._wait_for_job(job_id, chunk, outcome)
+                job = self._wait_for_job(ImportJob(job_id, [c["email"] for c in chunk]), deadline)
+                outcome.jobs.append(job)
+                if job.status != "pending":
+                    outcome.failed.update(job.failed)
+                    outcome.upserted.update(e for e in job.emails if e not in job.failed)
         if removals:
             contact_ids = self._contact_ids(removals)
             found = list(contact_ids.items())
@@ -466,55 +475,66 @@ class SendGridProvider(Provider):
                         outcome.failed[email] = str(exc)
                     continue
                 job_id = (result or {}).get("job_id")
-                removal = ListOutcome()
+                emails = [e for e, _ in part]
                 if job_id:
-                    self._wait_for_job(job_id, [{"email": e} for e, _ in part], removal)
+                    deadline = time.monotonic() + self.job_poll_timeout_s
+                    job = self._wait_for_job(ImportJob(job_id, emails), deadline)
+                    if job.status == "pending":  # removal is idempotent: retried next run
+                        job.failed = {e: "import job still pending" for e in emails}
+                    outcome.failed.update(job.failed)
+                    outcome.removed.update(e for e in emails if e not in job.failed)
                 else:
-                    removal.upserted.update(e for e, _ in part)
-                outcome.removed.update(removal.upserted)
-                outcome.failed.update(removal.failed)
+                    outcome.removed.update(emails)
             # An address SendGrid does not know is not on the list: nothing to remove.
             outcome.removed.update(e for e in removals if e not in contact_ids)
         return outcome
 
-    def _wait_for_job(self, job_id: str, chunk: list[dict[str, Any]], outcome: ListOutcome) -> None:
-        deadline = time.monotonic() + self.job_poll_timeout_s
+    def check_import(self, job: ImportJob) -> ImportJob:
+        """Poll once a contact import job an earlier run left pending."""
+        return self._poll_job(job)
+
+    def _wait_for_job(self, job: ImportJob, deadline: float) -> ImportJob:
+        """Poll `job` until it finishes or `deadline` (monotonic) passes; polled at least once."""
         delay = 0.05
         while True:
-            job = self._json(
-                self._call(
-                    "import job",
-                    lambda: self.sg.client.marketing.contacts.imports._(job_id).get(
-                        timeout=self.timeout_s
-                    ),
-                )
-            )
-            status = job.get("status")
-            if status in ("completed", "errored"):
-                emails = [c["email"] for c in chunk]
-                errored = int((job.get("results") or {}).get("errored_count") or 0)
-                if errored:
-                    # errors_url lists the failing rows; we keep them pending for the next run
-                    # rather than guess, and say how many.
-                    bad = self._job_errors(job)
-                    for email in emails:
-                        if email in bad:
-                            outcome.failed[email] = bad[email]
-                    if not bad:
-                        outcome.failed.update({e: f"import job {status}" for e in emails})
-                        return
-                outcome.upserted.update(e for e in emails if e not in outcome.failed)
-                return
-            if status == "failed":
-                outcome.failed.update({c["email"]: "import job failed" for c in chunk})
-                return
-            if time.monotonic() > deadline:
-                outcome.failed.update({c["email"]: "import job still pending" for c in chunk})
-                return
+            self._poll_job(job)
+            remaining = deadline - time.monotonic()
+            if job.status != "pending" or remaining <= 0:
+                return job
             start = time.perf_counter()
-            self.retry.sleep(delay)
+            self.retry.sleep(min(delay, remaining))
             self.wait_seconds += time.perf_counter() - start
             delay = min(delay * 2, 2.0)
+
+    def _poll_job(self, job: ImportJob) -> ImportJob:
+        """One GET of the import job: sets its status and the addresses that failed."""
+        body = self._json(
+            self._call(
+                "import job",
+                lambda: self.sg.client.marketing.contacts.imports._(job.job_id).get(
+                    timeout=self.timeout_s
+                ),
+            )
+        )
+        status = body.get("status")
+        if status in ("completed", "errored"):
+            job.status = status
+            errored = int((body.get("results") or {}).get("errored_count") or 0)
+            if errored:
+                # errors_url lists the failing rows; we keep them pending for the next run
+                # rather than guess, and say how many.
+                bad = self._job_errors(body)
+                job.failed = {e: bad[e] for e in job.emails if e in bad}
+                if not bad:
+                    job.failed = {e: f"import job {status}" for e in job.emails}
+                job.reason = f"{errored} contact(s) errored"
+        elif status == "failed":
+            job.status = "failed"
+            job.failed = {e: "import job failed" for e in job.emails}
+            job.reason = "import job failed"
+        else:
+            job.status = "pending"
+        return job
 
     def _job_errors(self, job: dict[str, Any]) -> dict[str, str]:
         url = (job.get("results") or {}).get("errors_url")

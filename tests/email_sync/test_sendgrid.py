@@ -8,6 +8,7 @@ from datetime import date
 import pytest
 import sqlalchemy as sa
 
+from email_sync.providers import RetryPolicy
 from email_sync.providers.sendgrid import HTML_TAG, SendGridProvider
 from email_sync.sync import sync_segment
 from tests.email_sync.conftest import ledger, member, spec, statuses
@@ -415,3 +416,106 @@ def test_an_invalid_address_is_kept_off_the_list(
         "dev1@example.com"
     }
     assert [c["email"] for c in sendgrid_server.contacts()] == ["dev1@example.com"]
+
+
+def test_a_slow_import_job_does_not_hold_the_sync_and_the_next_run_confirms_it(
+    engine, settings, segments, sendgrid_server, sleeps
+):
+    """A SendGrid import job still running after the short wait is recorded, its members wait
+    in `pending_import`, and the next run confirms them without upserting them again."""
+    import time
+
+    segments.create(
+        "stage_sandbox", [member(n, stage="sandbox") for n in range(3)], {"stage": "text"}
+    )
+    s = spec("stage_sandbox", list="Stage: sandbox", custom_fields=["stage"])
+    provider = SendGridProvider.from_settings(
+        dataclasses.replace(
+            settings,
+            sendgrid_api_key=sendgrid_server.api_key,
+            sendgrid_api_host=sendgrid_server.url,
+            import_wait_s=0.3,
+        ),
+        retry=RetryPolicy(max_retries=3, backoff_base_s=0.01, sleep=sleeps),
+    )
+    sendgrid_server.job_delay = 30.0  # SendGrid is slow to process the import
+
+    start = time.monotonic()
+    first = sync_segment(engine, settings, s, AS_OF, provider=provider)
+    elapsed = time.monotonic() - start
+
+    assert elapsed < 5
+    assert (first.entered, first.list_added, first.list_pending) == (3, 0, 3)
+    assert any("import job still running, confirmed next run" in n for n in first.notes)
+    with engine.connect() as conn:
+        jobs = conn.execute(
+            sa.text("select job_id, segment, emails, status from email_sync.contact_imports")
+        ).all()
+        listed = conn.execute(
+            sa.text(
+                "select list_status, count(*) from email_sync.segment_membership "
+                "where segment = 'stage_sandbox' group by 1"
+            )
+        ).all()
+    assert [(j.segment, sorted(j.emails), j.status) for j in jobs] == [
+        ("stage_sandbox", [f"dev{n}@example.com" for n in range(3)], "pending")
+    ]
+    assert listed == [("pending_import", 3)]
+
+    sendgrid_server.complete_jobs()
+    upserts = sendgrid_server.count("PUT", "/v3/marketing/contacts")
+    second = sync_segment(engine, settings, s, AS_OF, provider=provider)
+
+    assert (second.entered, second.list_added, second.list_pending) == (0, 3, 0)
+    assert sendgrid_server.count("PUT", "/v3/marketing/contacts") == upserts  # not sent again
+    assert len(sendgrid_server.list_members(sendgrid_server.list_id("Stage: sandbox"))) == 3
+    with engine.connect() as conn:
+        status, confirmed = conn.execute(
+            sa.text("select status, confirmed_at is not null from email_sync.contact_imports")
+        ).one()
+        listed = (
+            conn.execute(
+                sa.text(
+                    "select distinct list_status from email_sync.segment_membership "
+                    "where segment = 'stage_sandbox'"
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert (status, confirmed, listed) == ("completed", True, ["synced"])
+
+
+def test_a_pending_import_job_that_fails_requeues_its_members_with_the_reason(
+    engine, settings, segments, sendgrid_server, sleeps
+):
+    """An import job confirmed `failed` by the next run sends its members back to pending_add,
+    and that run upserts them again."""
+    segments.create(
+        "stage_sandbox", [member(n, stage="sandbox") for n in range(2)], {"stage": "text"}
+    )
+    s = spec("stage_sandbox", list="Stage: sandbox", custom_fields=["stage"])
+    provider = SendGridProvider(
+        api_key=sendgrid_server.api_key,
+        sender=settings.email_from,
+        host=sendgrid_server.url,
+        timeout_s=2.0,
+        retry=RetryPolicy(max_retries=3, backoff_base_s=0.01, sleep=sleeps),
+        job_poll_timeout_s=0.2,
+    )
+    sendgrid_server.job_delay = 30.0
+    sendgrid_server.fail_jobs(1, status="failed")
+
+    first = sync_segment(engine, settings, s, AS_OF, provider=provider)
+    sendgrid_server.complete_jobs()
+    sendgrid_server.job_delay = 0.05
+    second = sync_segment(engine, settings, s, AS_OF, provider=provider)
+
+    assert (first.list_added, first.list_pending) == (0, 2)
+    assert (second.list_added, second.list_pending) == (2, 0), second.notes
+    assert sendgrid_server.count("PUT", "/v3/marketing/contacts") == 2
+    with engine.connect() as conn:
+        jobs = conn.execute(
+            sa.text("select status, reason from email_sync.contact_imports order by requested_at")
+        ).all()
+    assert [tuple(j) for j in jobs] == [("failed", "import job failed"), ("completed", None)]

@@ -34,6 +34,7 @@ import sqlalchemy as sa
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.sync import SqlTimer  # noqa: E402 (one timer for both benches)
 from crm_sync.hubspot import HubSpotClient  # noqa: E402
 from crm_sync.push import push_all  # noqa: E402
 from crm_sync.result import PushResult  # noqa: E402
@@ -45,22 +46,6 @@ from tests.support.hubspot_server import HubSpotServer  # noqa: E402
 AS_OF = date(2026, 11, 26)
 STAGES = "array['not_integrated', 'sandbox', 'production', 'dormant']"
 ROLES = "array['engineering', 'product', 'sales', 'support', 'unknown']"
-
-
-class SqlTimer:
-    """Accumulates wall time spent inside cursor.execute (i.e. waiting on PostgreSQL)."""
-
-    def __init__(self, engine: sa.Engine) -> None:
-        self.seconds = 0.0
-        self._start: list[float] = []
-        sa.event.listen(engine, "before_cursor_execute", self._before)
-        sa.event.listen(engine, "after_cursor_execute", self._after)
-
-    def _before(self, *args: object) -> None:
-        self._start.append(time.perf_counter())
-
-    def _after(self, *args: object) -> None:
-        self.seconds += time.perf_counter() - self._start.pop()
 
 
 def create_pumps(engine: sa.Engine, developers: int, companies: int) -> None:

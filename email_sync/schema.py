@@ -16,14 +16,15 @@ def ensure_email_schema(conn: sa.Connection) -> None:
     """Run the idempotent DDL on `conn` (inside the caller's transaction, so a dry run rolls it
     back with everything else). An advisory lock stops two first syncs racing on CREATE."""
     conn.execute(sa.text("select pg_advisory_xact_lock(hashtext('onramp.email_sync_schema'))"))
-    # Columns and tables added later (suppression scope, sequence progress, contact import jobs)
+    # Columns and tables added later (suppression scope and pulls, sequence progress, import jobs)
     # make an older schema re-run the idempotent DDL, which only adds.
     exists = conn.execute(
         sa.text(
-            "select count(*) = 3 from information_schema.columns where table_schema = 'email_sync'"
+            "select count(*) = 4 from information_schema.columns where table_schema = 'email_sync'"
             " and ((table_name = 'suppressions' and column_name = 'scope')"
             " or (table_name = 'segment_membership' and column_name = 'goal_met_at_entry')"
-            " or (table_name = 'contact_imports' and column_name = 'job_id'))"
+            " or (table_name = 'contact_imports' and column_name = 'job_id')"
+            " or (table_name = 'suppression_pulls' and column_name = 'provider'))"
         )
     ).scalar_one()
     if not exists:

@@ -111,6 +111,15 @@ create table if not exists email_sync.suppressions (
 -- scope: 'all' (nothing is sent) or one kind such as 'marketing' (transactional mail still goes).
 alter table email_sync.suppressions add column if not exists scope text not null default 'all';
 
+-- Incremental SendGrid suppression pull (email_sync.feedback): the newest `created` seen per list.
+create table if not exists email_sync.suppression_pulls (
+    provider text not null,
+    kind text not null,
+    pulled_until bigint not null,
+    pulled_at timestamptz not null default now(),
+    primary key (provider, kind)
+);
+
 -- SendGrid contact import jobs of the list mirror. A job not finished within the short wait of
 -- the run that started it (ONRAMP_IMPORT_WAIT_S) stays `pending` here, its members
 -- `pending_import`, until a later run confirms it: completed -> synced, errored/failed -> back to

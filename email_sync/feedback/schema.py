@@ -1,4 +1,4 @@
-"""Creates the feedback tables (raw.email_events and friends, the suppression scope).
+"""Creates the feedback tables (raw.email_events and its rejects) beside email_sync's own schema.
 
 Call `ensure_feedback_schema` before anything reads `raw.email_events`: the receiver does at
 start, and a dbt build must have it before dbt resolves the `sendgrid` source.
@@ -10,6 +10,8 @@ from importlib.resources import files
 
 import sqlalchemy as sa
 
+from email_sync.schema import ensure_email_schema
+
 
 def feedback_ddl() -> str:
     """The feedback tables' DDL, shipped with the package."""
@@ -17,15 +19,14 @@ def feedback_ddl() -> str:
 
 
 def ensure_feedback_schema(conn: sa.Connection) -> None:
-    """Idempotent DDL in the caller's transaction; an advisory lock stops two starts racing."""
+    """Idempotent DDL in the caller's transaction; an advisory lock stops two starts racing.
+    The events confirm the ledger and write suppressions, so email_sync's schema comes first."""
+    ensure_email_schema(conn)
     conn.execute(sa.text("select pg_advisory_xact_lock(hashtext('onramp.feedback_schema'))"))
     ready = conn.execute(
         sa.text(
-            "select to_regclass('email_sync.suppression_pulls') is not null"
-            " and to_regclass('raw.email_events') is not null"
-            " and to_regclass('raw.email_event_rejects') is not null and exists ("
-            " select 1 from information_schema.columns where table_schema = 'email_sync'"
-            " and table_name = 'suppressions' and column_name = 'scope')"
+            "select to_regclass('raw.email_events') is not null"
+            " and to_regclass('raw.email_event_rejects') is not null"
         )
     ).scalar_one()
     if not ready:

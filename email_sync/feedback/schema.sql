@@ -1,7 +1,7 @@
--- Feedback loop tables: raw Event Webhook events, the events that could not be read, and the
--- suppression scope. Idempotent; run at receiver start and before dbt reads raw.email_events.
+-- Feedback loop tables: raw Event Webhook events and the events that could not be read (the
+-- suppression scope and pull state are email_sync's own, in email_sync/schema.sql). Idempotent;
+-- run at receiver start and before dbt reads raw.email_events.
 create schema if not exists raw;
-create schema if not exists email_sync;
 
 -- One row per SendGrid event, ever: sg_event_id is SendGrid's dedupe key, so a redelivered
 -- batch adds nothing. The whole event is kept in `payload`; the columns are what models need.
@@ -33,23 +33,4 @@ create table if not exists raw.email_event_rejects (
     reason text not null,
     event_text text not null,
     received_at timestamptz not null default now()
-);
-
--- Suppressions (email_sync/schema.sql) gain a scope: 'all' (bounce, spam report, drop, global
--- unsubscribe: nothing is sent) or a category such as 'marketing' (transactional mail still goes).
-create table if not exists email_sync.suppressions (
-    email text primary key,
-    reason text not null,
-    source text not null,
-    created_at timestamptz not null default now()
-);
-alter table email_sync.suppressions add column if not exists scope text not null default 'all';
-
--- Incremental SendGrid suppression pull: the newest `created` seen per list.
-create table if not exists email_sync.suppression_pulls (
-    provider text not null,
-    kind text not null,
-    pulled_until bigint not null,
-    pulled_at timestamptz not null default now(),
-    primary key (provider, kind)
 );

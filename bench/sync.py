@@ -260,7 +260,6 @@ def bench_due(engine: sa.Engine, settings: Settings, n: int):
     30 days ago), with the ledger holding every step that fell due before today (about 4 rows a
     member, 9% held out). Timed: the decision of one sync (a dry run, so nothing is sent):
     enrolment, goals, re-adoption, the due steps and their guardrails, all in SQL."""
-    from email_sync.sync import sync_segment as sync
 
     meta = {
         "sequence": {
@@ -343,7 +342,7 @@ def bench_due(engine: sa.Engine, settings: Settings, n: int):
     print(f"  (set-up: {history:,} ledger rows of history in {time.perf_counter() - start:.1f} s)")
     # the day after the as-of day, as a daily sync runs: the cap sees the last week's sends
     clock = datetime.combine(AS_OF + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
-    result = sync(engine, settings, spec, AS_OF, dry_run=True, allow_large=True, now=clock)
+    result = sync_segment(engine, settings, spec, AS_OF, dry_run=True, allow_large=True, now=clock)
     return result.due_seconds, result
 
 

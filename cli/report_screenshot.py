@@ -168,7 +168,6 @@ def main(argv: list[str] | None = None) -> int:
     import pgserver
 
     from ingest.loader import load_manifest_dir
-    from ingest.schema import ensure_raw_schema
     from onramp.dbt import run_dbt
     from onramp.warehouse import get_engine
     from report.build import render_report
@@ -184,7 +183,6 @@ def main(argv: list[str] | None = None) -> int:
             os.environ["ONRAMP_DATABASE_URL"] = server.get_uri("postgres")
             engine = get_engine()
             sample = generate(home / "sample", as_of=AS_OF, **SAMPLE).parent
-            ensure_raw_schema(engine)
             load_manifest_dir(engine, sample)
             # the stage history first (the simulation reads it), then everything with its tests
             run_dbt(["run", "--select", "+fct_developer_stage_daily"], as_of=AS_OF)

@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import sys
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime
 from pathlib import Path
 
 import click
@@ -15,27 +15,17 @@ import click
 from crm_sync.push import push_all
 from crm_sync.result import PushResult
 from crm_sync.specs import PumpSpec, load_pump_specs
+from onramp.as_of import yesterday_utc
 from onramp.errors import OnrampError
+from onramp.manifest import manifest_path
 from onramp.settings import Settings
 
 COLUMNS = ("pump", "object", "rows", "changed", "pushed", "rejected", "associated", "requests")
 
 
-def default_as_of() -> date:
-    """Yesterday in UTC: the last complete day of data."""
-    return datetime.now(UTC).date() - timedelta(days=1)
-
-
-def find_manifest() -> Path:
-    """The dbt manifest (parsed first when missing)."""
-    from onramp.dbt import manifest_path
-
-    return Path(manifest_path())
-
-
 def load_specs(settings: Settings, manifest: Path | None = None) -> list[PumpSpec]:
     """The pump specs declared in the dbt manifest (found when not given)."""
-    return load_pump_specs(manifest or find_manifest(), settings.hubspot_company_id_property)
+    return load_pump_specs(manifest or manifest_path(), settings.hubspot_company_id_property)
 
 
 def format_table(results: list[PushResult]) -> str:
@@ -75,7 +65,7 @@ def run_crm_command(
             "HUBSPOT_ACCESS_TOKEN is not set: create a HubSpot private app (README, CRM sync) "
             "or pass --dry-run"
         )
-    day = as_of or default_as_of()
+    day = as_of or yesterday_utc()
     outcomes = push_all(
         get_engine(settings),
         settings,

@@ -28,7 +28,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from crm_sync import diff
-from crm_sync.errors import BlastRadiusExceeded, CrmError, PumpMissing, PushBusy, one_line
+from crm_sync.errors import BlastRadiusExceeded, CrmError, PushBusy, one_line
 from crm_sync.hashing import hash_key
 from crm_sync.hubspot import MAX_BATCH, HubSpotClient
 from crm_sync.result import PushResult
@@ -95,7 +95,7 @@ def push_all(
                     freshness=freshness,
                 )
             )
-        except (BlastRadiusExceeded, PushBusy, PumpMissing, CrmError) as exc:
+        except CrmError as exc:  # a refused, busy or missing pump stops only itself
             results.append(exc)
     return results
 

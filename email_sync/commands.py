@@ -14,17 +14,12 @@ from email_sync.hashing import hash_key
 from email_sync.render import Renderer
 from email_sync.specs import SegmentSpec, load_segment_specs
 from email_sync.sync import SyncResult, sync_all
-from onramp.as_of import AS_OF, parse_as_of, yesterday_utc
+from onramp.as_of import AS_OF, parse_as_of
 from onramp.errors import OnrampError
 from onramp.freshness import max_event_lag_hours, raw_events_freshness
 from onramp.settings import Settings
 
 COLUMNS = ("segment", "members", "entered", "exited", "sent", "suppressed", "failed", "capped")
-
-
-def default_as_of() -> date:
-    """Yesterday in UTC: the last complete day of data (onramp.as_of, as for build and Dagster)."""
-    return yesterday_utc()
 
 
 def find_manifest() -> Path:
@@ -78,10 +73,6 @@ def format_table(results: list[SyncResult]) -> str:
     return "\n".join(lines)
 
 
-def _parse_date(value: date | None) -> date:
-    return parse_as_of(value)
-
-
 @click.command()
 @click.option("--segment", "segments", multiple=True, help="Only this segment (repeatable).")
 @click.option(
@@ -121,7 +112,7 @@ def sync(
         click.echo("no segment asks for syncing (config.meta.onramp with list, email or notify)")
         return
     engine = get_engine(settings)
-    day = _parse_date(as_of)
+    day = parse_as_of(as_of)
     held = held_back(engine, specs, day)
     outcomes = sync_all(
         engine,

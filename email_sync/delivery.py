@@ -208,7 +208,7 @@ def render_sample(
     assert spec.email is not None
     row: Any = conn.execute(
         sa.text(
-            "select message_id, member_key, payload from email_sync.messages "
+            "select message_id, member_key, payload, template, step from email_sync.messages "
             "where run_id = :run and status = 'pending' order by member_key limit 1"
         ),
         {"run": run_id},
@@ -216,19 +216,21 @@ def render_sample(
     if row is None:
         return
     try:
+        # The sample row's own step and template: a later step of a campaign is another email.
         rendered = renderer.render(
-            spec.email.template,
+            row.template,
             hashed_identity(dict(row.payload), row.member_key),
             row.message_id,
             spec.name,
             spec.email.kind,
+            step=row.step,
         )
     except Exception as exc:  # a broken template shows in the summary; the send records it
-        r.sample_markdown = f"template {spec.email.template} failed to render: {one_line(exc)}"
+        r.sample_markdown = f"template {row.template} failed to render: {one_line(exc)}"
         return
     r.sample_html = rendered.html
     r.sample_markdown = (
         f"**Subject:** {rendered.subject}\n\n"
-        f"**To:** member `{hash_key(row.member_key)}` (template `{spec.email.template}`)\n\n"
+        f"**To:** member `{hash_key(row.member_key)}` (template `{row.template}`)\n\n"
         f"```text\n{rendered.text}```\n"
     )

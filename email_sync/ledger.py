@@ -117,29 +117,6 @@ def reconcile(conn: sa.Connection, spec: SegmentSpec, provider: Provider, r: Syn
     )
 
 
-def claim_batch(conn: sa.Connection, run_id: int, after: str, size: int, provider: str) -> list:
-    """The next `size` pending rows of this run after message id `after`, stamped attempted
-    (committed) before they go to the provider: the crash marker `reconcile` looks for."""
-    with conn.begin():
-        rows = conn.execute(
-            sa.text(
-                """
-                update email_sync.messages set attempts = attempts + 1,
-                    attempted_at = now(), provider = :provider, updated_at = now()
-                where message_id in (
-                    select message_id from email_sync.messages
-                    where run_id = :run and status = 'pending' and message_id > :last
-                    order by message_id limit :batch
-                )
-                returning message_id, member_key, email, payload, template, step
-                """
-            ),
-            {"run": run_id, "last": after, "batch": size, "provider": provider},
-        ).all()
-    rows.sort(key=lambda row: row.message_id)
-    return rows
-
-
 def record_outcomes(conn: sa.Connection, outcomes: list[SendOutcome]) -> None:
     """Write what the provider said; only rows still `pending` change."""
     if not outcomes:

@@ -94,7 +94,11 @@ class Renderer:
         return load_links(own if own.exists() else TEMPLATES_DIR / "links.yml")
 
     def _has_body(self, template: str) -> bool:
-        return (self.dir / f"{template}.body.j2").exists()
+        # Asked once per template, not once per email (templates are not reloaded either).
+        known = self.__dict__.setdefault("_bodies", {})
+        if template not in known:
+            known[template] = (self.dir / f"{template}.body.j2").exists()
+        return known[template]
 
     def check(self, template: str) -> None:
         """Raise TemplateMissing unless the subject and both parts (or a shared body) exist."""

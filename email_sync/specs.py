@@ -90,7 +90,6 @@ class Sequence:
 
 
 # The one-email form is a one-step sequence; the name stays for readers of older code.
-EmailSpec = Sequence
 
 
 @dataclass(frozen=True)

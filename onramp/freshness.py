@@ -79,7 +79,6 @@ def raw_events_freshness(
     Late events (after the as-of day) are ignored, as every model ignores them; a missing raw
     table counts as no events.
     """
-    end = dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
     if isinstance(bind, sa.Engine):
         with bind.connect() as conn:
             return raw_events_freshness(conn, as_of, max_lag_hours)
@@ -87,7 +86,7 @@ def raw_events_freshness(
     if bind.execute(sa.text("select to_regclass('raw.api_events') is not null")).scalar():
         latest = bind.execute(
             sa.text("select max(occurred_at) from raw.api_events where occurred_at < :end"),
-            {"end": end},
+            {"end": EventFreshness(as_of, None, max_lag_hours).as_of_end},
         ).scalar()
     if latest is not None and latest.tzinfo is None:
         latest = latest.replace(tzinfo=dt.UTC)

@@ -37,9 +37,8 @@ from email_sync.feedback.signature import (
     SignatureRejected,
     WebhookVerifier,
 )
-from email_sync.feedback.unsubscribe import unsubscribe
+from email_sync.feedback.unsubscribe import recipient_of, unsubscribe
 from email_sync.hashing import hash_email
-from email_sync.schema import ensure_email_schema
 from onramp.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -99,8 +98,7 @@ class Receiver:
 
     def prepare(self) -> None:
         with self.engine.begin() as conn:
-            ensure_email_schema(conn)
-            ensure_feedback_schema(conn)
+            ensure_feedback_schema(conn)  # email_sync's schema first, then the raw tables
 
     def store(self, body: bytes) -> BatchResult:
         with self.engine.begin() as conn:
@@ -112,12 +110,7 @@ class Receiver:
 
     def known(self, message_id: str) -> bool:
         with self.engine.connect() as conn:
-            return bool(
-                conn.execute(
-                    sa.text("select 1 from email_sync.messages where message_id = :id"),
-                    {"id": message_id},
-                ).first()
-            )
+            return recipient_of(conn, message_id) is not None
 
     def healthy(self) -> bool:
         try:

@@ -23,26 +23,23 @@ fct_developer_daily_usage as (
 
 ),
 
+int_developers_usage_summarized as (
+
+    select * from {{ ref('int_developers_usage_summarized') }}
+
+),
+
 recent_usage as (
 
-    -- the last 7 / 30 days end with the as-of day; the month starts on the 1st of the as-of
-    -- month, never more than 30 days back, so one pass over the last 31 days covers all three
+    -- the last 7 / 30 days end with the as-of day (month to date comes from the usage summary)
     select
         developer_id,
         sum(case when usage_date >= {{ as_of_minus(6) }} then events else 0 end)
             as api_events_7d,
-        sum(case when usage_date >= {{ as_of_minus(29) }} then events else 0 end)
-            as api_events_30d,
-        sum(
-            case
-                when usage_date >= cast({{ dbt.date_trunc('month', as_of_date()) }} as date)
-                    then events
-                else 0
-            end
-        ) as month_to_date_events
+        sum(events) as api_events_30d
     from fct_developer_daily_usage
     where
-        usage_date >= {{ as_of_minus(30) }}
+        usage_date >= {{ as_of_minus(29) }}
         and usage_date <= {{ as_of_date() }}
     group by developer_id
 
@@ -167,7 +164,9 @@ final as (
         case
             when developers.monthly_quota > 0
                 then round(
-                    cast(100.0 * coalesce(recent_usage.month_to_date_events, 0) as numeric)
+                    cast(
+                        100.0 * coalesce(usage_summary.month_to_date_events, 0) as numeric
+                    )
                     / developers.monthly_quota,
                     1
                 )
@@ -176,6 +175,8 @@ final as (
     from one_developer_per_email as developers
     left join recent_usage
         on developers.developer_id = recent_usage.developer_id
+    left join int_developers_usage_summarized as usage_summary
+        on developers.developer_id = usage_summary.developer_id
     left join segments_per_developer
         on developers.developer_id = segments_per_developer.developer_id
     where developers.email_rank = 1

@@ -13,13 +13,8 @@ dim_developers as (
 final as (
 
     select
-        developer_id as member_key,
-        developer_id,
-        email,
-        developer_name as name,
-        role,
-        company_name,
-        marketing_opt_in,
+        dim_developers.developer_id as member_key,
+        {{ segment_member_columns('dim_developers') }}
         plan,
         current_stage as stage,
         top_route,

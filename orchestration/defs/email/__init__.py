@@ -8,6 +8,8 @@ records each segment on its own.
 """
 
 # No `from __future__ import annotations`: Dagster reads the context annotations at definition time.
+import contextlib
+
 import dagster as dg
 
 from email_sync.specs import SegmentSpec, load_segment_specs
@@ -118,6 +120,22 @@ def _metadata(result, held_back: EventFreshness | None, freshness: EventFreshnes
     return metadata
 
 
+@contextlib.contextmanager
+def _suppressions_pulled_once(engine, settings, dry_run: bool):
+    """As `sync_all` does: the provider's suppressions are pulled once for the run's segments,
+    outside their decision transactions, instead of in full by each segment."""
+    from email_sync.feedback.suppression_pull import one_pull_per_sync
+    from email_sync.providers import get_provider
+
+    puller = None if dry_run else get_provider(settings)
+    try:
+        with one_pull_per_sync(engine, puller):
+            yield
+    finally:
+        if puller is not None:
+            puller.close()
+
+
 @dg.multi_asset(
     name="segment_syncs",
     specs=[_asset_spec(spec) for spec in SPECS],
@@ -137,47 +155,50 @@ def segment_syncs(context: dg.AssetExecutionContext, onramp: OnrampResource):
     freshness = raw_events_freshness(engine, as_of, onramp.max_event_lag_hours)
     selected = context.selected_asset_keys
     errors: list[str] = []
-    for spec in SPECS:  # already in priority order
-        key = sync_asset_key(spec.name)
-        if key not in selected:
-            continue
-        held_back = freshness if spec.requires_fresh_events and not freshness.fresh else None
-        if held_back is not None:
-            # A dry run still shows who would have entered and what they would get, and records
-            # nothing: the next sync on fresh data sends to them.
-            context.log.warning(f"sync_{spec.name}: sends held back, {held_back.describe()}")
-        try:
-            result = sync_segment(
-                engine,
-                settings,
-                spec,
-                as_of,
-                dry_run=onramp.dry_run or held_back is not None,
-                allow_large=onramp.allow_large,
-                initial=onramp.initial,
+    with _suppressions_pulled_once(engine, settings, onramp.dry_run):
+        for spec in SPECS:  # already in priority order
+            key = sync_asset_key(spec.name)
+            if key not in selected:
+                continue
+            stale = spec.requires_fresh_events and not freshness.fresh
+            held_back = freshness if stale else None
+            if held_back is not None:
+                # A dry run still shows who would have entered and what they would get, and
+                # records nothing: the next sync on fresh data sends to them.
+                context.log.warning(f"sync_{spec.name}: sends held back, {held_back.describe()}")
+            try:
+                result = sync_segment(
+                    engine,
+                    settings,
+                    spec,
+                    as_of,
+                    dry_run=onramp.dry_run or held_back is not None,
+                    allow_large=onramp.allow_large,
+                    initial=onramp.initial,
+                )
+            except Exception as exc:  # one segment's refusal must not stop the others
+                line = safe_line(exc)  # secrets and addresses masked, as the CLI prints them
+                context.log.error(f"sync_{spec.name} failed: {line}")
+                errors.append(f"{spec.name}: {line}")
+                continue
+            metadata = _metadata(result, held_back, freshness)
+            context.log.info(
+                f"sync_{spec.name}: members={result.members} entered={result.entered} "
+                f"exited={result.exited} "
+                f"{'would send' if result.dry_run else 'sent'}={result.sent} "
+                f"suppressed={result.suppressed} "
+                f"failed={result.failed} capped={result.capped}"
+                + (" (dry run)" if result.dry_run else "")
             )
-        except Exception as exc:  # one segment's refusal must not stop the others
-            line = safe_line(exc)  # secrets and addresses masked, as the CLI prints them
-            context.log.error(f"sync_{spec.name} failed: {line}")
-            errors.append(f"{spec.name}: {line}")
-            continue
-        metadata = _metadata(result, held_back, freshness)
-        context.log.info(
-            f"sync_{spec.name}: members={result.members} entered={result.entered} "
-            f"exited={result.exited} {'would send' if result.dry_run else 'sent'}={result.sent} "
-            f"suppressed={result.suppressed} "
-            f"failed={result.failed} capped={result.capped}"
-            + (" (dry run)" if result.dry_run else "")
-        )
-        yield dg.MaterializeResult(asset_key=key, metadata=metadata)
-        if dg.AssetCheckKey(key, CHECK_NAME) in context.selected_asset_check_keys:
-            yield dg.AssetCheckResult(
-                asset_key=key,
-                check_name=CHECK_NAME,
-                passed=result.failed == 0,
-                severity=dg.AssetCheckSeverity.WARN,
-                metadata={"failed": result.failed, "sent": result.sent},
-            )
+            yield dg.MaterializeResult(asset_key=key, metadata=metadata)
+            if dg.AssetCheckKey(key, CHECK_NAME) in context.selected_asset_check_keys:
+                yield dg.AssetCheckResult(
+                    asset_key=key,
+                    check_name=CHECK_NAME,
+                    passed=result.failed == 0,
+                    severity=dg.AssetCheckSeverity.WARN,
+                    metadata={"failed": result.failed, "sent": result.sent},
+                )
     if errors:
         raise dg.Failure(
             description=f"{len(errors)} segment sync(s) failed: " + " | ".join(errors),

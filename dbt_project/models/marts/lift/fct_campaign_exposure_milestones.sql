@@ -52,6 +52,11 @@ production_after_entry as (
         on exposures.developer_id = fct_developer_stage_daily.developer_id
     where
         fct_developer_stage_daily.stage = 'production'
+        -- the first production day on or after entry is the entry day or a stage change
+        and (
+            fct_developer_stage_daily.is_stage_change
+            or fct_developer_stage_daily.stage_date = exposures.entered_date
+        )
         and fct_developer_stage_daily.stage_date >= exposures.entered_date
         and fct_developer_stage_daily.stage_date <= {{ as_of_date() }}
     group by exposures.campaign, exposures.developer_id

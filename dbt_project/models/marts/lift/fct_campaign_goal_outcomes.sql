@@ -54,9 +54,7 @@ decided as (
         max(stg_email_sync__messages.developer_id) as developer_id,
         max(case when stg_email_sync__messages.status = 'held_out' then 1 else 0 end)
             as held_out_rows,
-        count(
-            case when stg_email_sync__messages.status in ('sent', 'sent_unconfirmed') then 1 end
-        ) as emails_sent
+        count(case when stg_email_sync__messages.is_sent then 1 end) as emails_sent
     from stg_email_sync__messages
     inner join campaigns
         on stg_email_sync__messages.campaign = campaigns.campaign

@@ -46,7 +46,7 @@ final as (
         lower(event) as event_type,
         lower(trim(email)) as email,
         occurred_at,
-        cast(occurred_at as date) as occurred_date,
+        {{ utc_date('occurred_at') }} as occurred_date,
         -- SendGrid's message id is the X-Message-Id plus a suffix per recipient
         sg_message_id,
         onramp_message_id as message_id,

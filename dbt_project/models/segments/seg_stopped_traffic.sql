@@ -15,18 +15,18 @@ final as (
     select
         dim_developers.developer_id as member_key,
         {{ segment_member_columns('dim_developers') }}
-        plan,
-        current_stage as stage,
-        top_route,
-        last_call_at,
-        last_call_date,
-        {{ dbt.datediff('last_call_date', as_of_date(), 'day') }}
+        dim_developers.plan,
+        dim_developers.current_stage as stage,
+        dim_developers.top_route,
+        dim_developers.last_call_at,
+        dim_developers.last_call_date,
+        {{ dbt.datediff('dim_developers.last_call_date', as_of_date(), 'day') }}
             as days_since_last_call,
-        lifetime_events
+        dim_developers.lifetime_events
     from dim_developers
     where
-        last_call_date >= {{ as_of_minus(var('stopped_traffic_max_days')) }}
-        and last_call_date <= {{ as_of_minus(var('stopped_traffic_min_days')) }}
+        dim_developers.last_call_date >= {{ as_of_minus(var('stopped_traffic_max_days')) }}
+        and dim_developers.last_call_date <= {{ as_of_minus(var('stopped_traffic_min_days')) }}
 
 )
 

@@ -160,6 +160,10 @@ def main() -> None:
                 database_url=url,
                 email_provider="sendgrid",
                 blast_radius_min_members=10**9,
+                # marketing mail needs one-click unsubscribe and a postal address
+                public_url="https://onramp.example.com",
+                unsubscribe_secret="bench-unsubscribe-secret-0123456789",
+                postal_address="onramp bench, 1 Example Street, Example City",
             )
             print(f"onramp email_sync bench (embedded PostgreSQL in {tmp})\n")
 

@@ -33,6 +33,9 @@ def _float(name: str, default: float) -> float:
         raise SettingsError(f"{name} must be a number, got {raw!r}") from exc
 
 
+WAREHOUSES = ("postgres", "spark")
+
+
 class SettingsError(OnrampError):
     """A setting in the environment has a value onramp cannot use."""
 
@@ -70,10 +73,19 @@ class Settings:
     dashboard_url: str | None = None
     # Longest a sync waits on SendGrid contact import jobs; unfinished ones are confirmed later.
     import_wait_s: float = 10.0
+    # Where dbt builds the models: "postgres" (default) or "spark" (dbt-spark; the sync state and
+    # ledger stay in PostgreSQL, database_url above: ONRAMP_STATE_DATABASE_URL, else embedded).
+    warehouse: str = "postgres"
+    spark_master: str = "local[*]"
 
     @property
     def postgres_dir(self) -> Path:
         return self.home / "postgres"
+
+    @property
+    def spark_dir(self) -> Path:
+        """The local Spark warehouse and metastore (session method)."""
+        return self.home / "spark"
 
     @property
     def outbox_dir(self) -> Path:
@@ -87,11 +99,16 @@ class Settings:
             raise SettingsError(
                 f"ONRAMP_EMAIL_PROVIDER must be outbox, sendgrid or smtp, got {provider!r}"
             )
+        warehouse = (os.environ.get("ONRAMP_WAREHOUSE") or "postgres").strip().lower()
+        if warehouse not in WAREHOUSES:
+            raise SettingsError(f"ONRAMP_WAREHOUSE must be postgres or spark, got {warehouse!r}")
+        # With Spark building the models, PostgreSQL keeps only the sync state and ledger.
+        state_url = os.environ.get("ONRAMP_STATE_DATABASE_URL") if warehouse == "spark" else None
         dagster_home = os.environ.get("DAGSTER_HOME")
         landing = os.environ.get("ONRAMP_LANDING_DIR")
         return cls(
             home=home,
-            database_url=os.environ.get("ONRAMP_DATABASE_URL") or None,
+            database_url=state_url or os.environ.get("ONRAMP_DATABASE_URL") or None,
             dagster_home=Path(dagster_home).resolve() if dagster_home else home / "dagster",
             email_provider=provider,
             email_from=os.environ.get("ONRAMP_EMAIL_FROM") or "onramp@example.com",
@@ -119,4 +136,6 @@ class Settings:
             ),
             dashboard_url=os.environ.get("ONRAMP_DASHBOARD_URL") or None,
             import_wait_s=_float("ONRAMP_IMPORT_WAIT_S", 10.0),
+            warehouse=warehouse,
+            spark_master=(os.environ.get("ONRAMP_SPARK_MASTER") or "local[*]").strip(),
         )

@@ -1,0 +1,90 @@
+"""The Spark session onramp, dbt-spark and the Spark loader share, one per process.
+
+dbt-spark's `session` method calls `SparkSession.builder.getOrCreate()`, which returns the session
+already running in the process: starting ours first (warehouse and Derby metastore under
+`$ONRAMP_HOME/spark`, UTC, quiet logs) is how dbt gets the same configuration. A session costs
+seconds to start, so it is made once and reused.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from onramp.errors import OnrampError
+from onramp.settings import Settings
+
+log = logging.getLogger(__name__)
+
+JAVA_HINT = "install Java 17 or 21 (apt-get install openjdk-17-jre-headless) or set JAVA_HOME"
+
+
+class SparkUnavailable(OnrampError):
+    """Spark cannot start here (no Java, or pyspark not installed); one line says what to do."""
+
+
+def java_problem() -> str | None:
+    """Why Spark cannot start on this machine, or None when Java and pyspark are present."""
+    import importlib.util
+    import os
+
+    if importlib.util.find_spec("pyspark") is None:
+        return "pyspark is not installed: pip install 'onramp[spark]'"
+    java_home = os.environ.get("JAVA_HOME")
+    java = Path(java_home, "bin", "java") if java_home else shutil.which("java")
+    if not java or not Path(java).exists():
+        return f"no Java runtime found: {JAVA_HINT}"
+    try:
+        subprocess.run([str(java), "-version"], capture_output=True, timeout=30, check=True)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"java -version failed ({exc}): {JAVA_HINT}"
+    return None
+
+
+def spark_conf(settings: Settings) -> dict[str, str]:
+    """The session's configuration: local warehouse and metastore, UTC, few shuffle partitions."""
+    root = settings.spark_dir
+    return {
+        "spark.sql.warehouse.dir": str(root / "warehouse"),
+        "spark.hadoop.javax.jdo.option.ConnectionURL": (
+            f"jdbc:derby:;databaseName={root / 'metastore_db'};create=true"
+        ),
+        "spark.driver.extraJavaOptions": f"-Dderby.system.home={root}",
+        "spark.sql.session.timeZone": "UTC",
+        "spark.ui.enabled": "false",
+        "spark.ui.showConsoleProgress": "false",
+        # the default 200 shuffle partitions are tiny tasks on a laptop's few cores
+        "spark.sql.shuffle.partitions": "8",
+        "spark.sql.sources.partitionOverwriteMode": "dynamic",
+    }
+
+
+@functools.cache
+def _session(master: str, spark_dir: str, conf_items: tuple[tuple[str, str], ...]) -> Any:
+    from pyspark.sql import SparkSession
+
+    Path(spark_dir).mkdir(parents=True, exist_ok=True)
+    builder = SparkSession.builder.master(master).appName("onramp")
+    for key, value in conf_items:
+        builder = builder.config(key, value)
+    try:
+        session = builder.enableHiveSupport().getOrCreate()
+    except Exception as exc:  # py4j / JVM start errors carry pages of Java stack
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SparkUnavailable(f"Spark did not start: {first}") from exc
+    session.sparkContext.setLogLevel("ERROR")
+    return session
+
+
+def spark_session(settings: Settings | None = None) -> Any:
+    """The process's SparkSession for the configured warehouse (started on first use)."""
+    settings = settings or Settings.from_env()
+    problem = java_problem()
+    if problem:
+        raise SparkUnavailable(f"the Spark warehouse needs Java: {problem}")
+    conf = tuple(sorted(spark_conf(settings).items()))
+    return _session(settings.spark_master, str(settings.spark_dir), conf)

@@ -56,6 +56,14 @@ run_monitoring:
 
 run_retries:
   enabled: false
+
+# Dagster's SQLite event log, with each file's connection kept open instead of reopened per event
+# (orchestration/lib/sqlite_events.py); same files and layout as Dagster's default.
+event_log_storage:
+  module: orchestration.lib.sqlite_events
+  class: PooledSqliteEventLogStorage
+  config:
+    base_dir: "{{events_dir}}"
 """
 
 
@@ -67,7 +75,8 @@ def ensure_dagster_home(settings: Settings | None = None) -> Path:
         home.mkdir(parents=True, exist_ok=True)
         config = home / "dagster.yaml"
         if not config.exists():
-            config.write_text(LOCAL_DAGSTER_YAML)
+            events_dir = (home / "history" / "runs").resolve()
+            config.write_text(LOCAL_DAGSTER_YAML.replace("{events_dir}", str(events_dir)))
             log.info("wrote %s", config)
     except OSError as exc:
         raise OnrampError(f"cannot prepare the Dagster instance in {home}: {exc.strerror}") from exc

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from onramp.errors import OnrampError
+from onramp.settings import Settings
 
 DEFAULT_MAX_EVENT_LAG_HOURS = 24
 
@@ -90,4 +91,30 @@ def raw_events_freshness(
         ).scalar()
     if latest is not None and latest.tzinfo is None:
         latest = latest.replace(tzinfo=dt.UTC)
+    return EventFreshness(as_of=as_of, latest_event_at=latest, max_lag_hours=max_lag_hours)
+
+
+def warehouse_events_freshness(
+    engine: sa.Engine, as_of: dt.date, max_lag_hours: float, settings: Settings | None = None
+) -> EventFreshness:
+    """`raw_events_freshness` wherever the raw events are: PostgreSQL (`engine`), or the Spark
+    warehouse when ONRAMP_WAREHOUSE=spark (the engine then holds only the sync state)."""
+    settings = settings or Settings.from_env()
+    if settings.warehouse != "spark":
+        return raw_events_freshness(engine, as_of, max_lag_hours)
+    from onramp.spark import spark_session
+
+    spark = spark_session(settings)
+    end = EventFreshness(as_of, None, max_lag_hours).as_of_end
+    latest = None
+    if spark.catalog.tableExists("raw.api_events"):
+        # event_date prunes the partitions after the as-of day; micros since the epoch so the
+        # value is UTC whatever the Python process's time zone
+        micros = spark.sql(
+            "select unix_micros(max(occurred_at)) from raw.api_events "
+            f"where event_date <= date'{as_of.isoformat()}' "
+            f"and occurred_at < timestamp'{end.strftime('%Y-%m-%d %H:%M:%S')}'"
+        ).first()[0]
+        if micros is not None:
+            latest = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=micros)
     return EventFreshness(as_of=as_of, latest_event_at=latest, max_lag_hours=max_lag_hours)

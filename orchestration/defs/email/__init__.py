@@ -13,7 +13,7 @@ import contextlib
 import dagster as dg
 
 from email_sync.specs import SegmentSpec, load_segment_specs
-from onramp.freshness import EventFreshness, raw_events_freshness
+from onramp.freshness import EventFreshness, warehouse_events_freshness
 from onramp.manifest import manifest_path
 from onramp.redaction import safe_line
 from orchestration.lib.automation import default_schedule_status, sync_run_tags
@@ -152,7 +152,7 @@ def segment_syncs(context: dg.AssetExecutionContext, onramp: OnrampResource):
     settings = onramp.settings()
     engine = onramp.engine()
     as_of = run_as_of(context)
-    freshness = raw_events_freshness(engine, as_of, onramp.max_event_lag_hours)
+    freshness = warehouse_events_freshness(engine, as_of, onramp.max_event_lag_hours, settings)
     selected = context.selected_asset_keys
     errors: list[str] = []
     with _suppressions_pulled_once(engine, settings, onramp.dry_run):

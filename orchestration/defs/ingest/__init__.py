@@ -16,7 +16,7 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
-from onramp.freshness import EventFreshness, raw_events_freshness
+from onramp.freshness import EventFreshness, warehouse_events_freshness
 from orchestration.defs.ingest.landing import RAW_KINDS, LandingFile, landing_files, new_files
 from orchestration.lib.automation import default_sensor_status
 from orchestration.lib.dbt_translator import RAW_GROUP, source_asset_key
@@ -145,7 +145,9 @@ def _build_raw_asset(kind: str) -> dg.AssetsDefinition:
         )
         if context.selected_asset_check_keys:
             as_of = run_as_of(context)
-            freshness = raw_events_freshness(engine, as_of, onramp.max_event_lag_hours)
+            freshness = warehouse_events_freshness(
+                engine, as_of, onramp.max_event_lag_hours, settings
+            )
             yield _fresh_check_result(freshness)
 
     return _load

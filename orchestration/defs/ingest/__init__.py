@@ -11,12 +11,15 @@ of D.
 import hashlib
 import json
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 from pydantic import Field
 
 from onramp.freshness import EventFreshness, warehouse_events_freshness
+from onramp.settings import Settings
 from orchestration.defs.ingest.landing import RAW_KINDS, LandingFile, landing_files, new_files
 from orchestration.lib.automation import default_sensor_status
 from orchestration.lib.dbt_translator import RAW_GROUP, source_asset_key
@@ -89,11 +92,27 @@ def _fresh_check_result(freshness: EventFreshness) -> dg.AssetCheckResult:
     )
 
 
+def _loader(settings: Settings, engine: Any) -> Callable[..., list]:
+    """load_paths for the configured warehouse: COPY into PostgreSQL, or Spark's own readers."""
+    if settings.warehouse == "spark":
+        from ingest.spark.load import load_paths_spark
+
+        from onramp.spark import spark_session
+
+        spark = spark_session(settings)
+        return lambda kind, paths, fmt, caller: load_paths_spark(spark, kind, paths, fmt, caller)
+    from ingest.loader import load_paths
+    from onramp.raw_schema import ensure_raw_schema
+
+    ensure_raw_schema(engine)
+    return lambda kind, paths, fmt, caller: load_paths(engine, kind, paths, fmt=fmt, caller=caller)
+
+
 def _build_raw_asset(kind: str) -> dg.AssetsDefinition:
     @dg.asset(
         key=raw_asset_key(kind),
         group_name=RAW_GROUP,
-        kinds={"postgres"},
+        kinds={Settings.from_env().warehouse},
         description=RAW_TABLE_DESCRIPTIONS[kind],
         metadata={"dagster/table_name": f"raw.{kind}"},
         partitions_def=DAILY,
@@ -101,19 +120,16 @@ def _build_raw_asset(kind: str) -> dg.AssetsDefinition:
         check_specs=[_fresh_check_spec()] if kind == "api_events" else None,
     )
     def _load(context: dg.AssetExecutionContext, config: RawLoadConfig, onramp: OnrampResource):
-        from ingest.loader import load_paths
-        from onramp.raw_schema import ensure_raw_schema
-
         settings = onramp.settings()
         files = _files_for(kind, config, settings.landing_dir)
         engine = onramp.engine()
-        ensure_raw_schema(engine)
+        load = _loader(settings, engine)
         groups: dict[tuple[str, str | None], list[Path]] = defaultdict(list)
         for item in files:
             groups[(item.format, item.caller)].append(item.path)
         results = []
         for (fmt, caller), paths in groups.items():
-            results.extend(load_paths(engine, kind, paths, fmt=fmt, caller=caller))
+            results.extend(load(kind, paths, fmt, caller))
         totals = {
             "files": len(results),
             "files_skipped": sum(1 for r in results if r.skipped),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import time
 
 import dagster as dg
 import pytest
@@ -73,9 +74,11 @@ def test_one_manifest_for_sync_and_dagster_reparsed_after_a_yaml_edit(orch_env):
     path = manifest_path()
     assert find_manifest() == path  # `onramp sync` and the code location read the same file
     yaml = next((PROJECT_DIR / "dbt_project" / "models" / "segments").glob("*.yml"))
-    before = path.stat().st_mtime
-    edited = before + 5
-    os.utime(yaml, (edited, edited))  # as if the segment YAML was just saved
+    # as if the segment YAML was saved after the last parse (times in the past: a future mtime
+    # would leave the project looking edited until the clock passes it)
+    now = time.time()
+    os.utime(path, (now - 10, now - 10))
+    os.utime(yaml, (now - 5, now - 5))
     assert not manifest_is_current()
-    assert manifest_path() == path and path.stat().st_mtime >= edited
+    assert manifest_path() == path and path.stat().st_mtime >= now - 5
     assert manifest_is_current()

@@ -167,3 +167,26 @@
 {% macro spark__sorted_listagg(column, delimiter) -%}
     array_join(array_sort(collect_list({{ column }})), {{ delimiter }})
 {%- endmacro %}
+
+{#
+    A condition on raw event days for seg_incident_affected's range join (events between an
+    incident's start and end): `true` on PostgreSQL, which runs the join as one BRIN range scan
+    per incident; on Spark, the event day must be one of the incidents' UTC days, which turns into
+    a semi-join on the event_date partition that Spark prunes by (dynamic partition pruning)
+    instead of reading every day of events.
+#}
+{% macro raw_event_days_of_ranges(day_column, ranges, start_column, end_column) -%}
+    {{ return(adapter.dispatch('raw_event_days_of_ranges', 'onramp')(
+        day_column, ranges, start_column, end_column)) }}
+{%- endmacro %}
+
+{% macro default__raw_event_days_of_ranges(day_column, ranges, start_column, end_column) -%}
+    true
+{%- endmacro %}
+
+{% macro spark__raw_event_days_of_ranges(day_column, ranges, start_column, end_column) -%}
+    {{ day_column }} in (
+        select explode(sequence({{ utc_date(start_column) }}, {{ utc_date(end_column) }}))
+        from {{ ranges }}
+    )
+{%- endmacro %}

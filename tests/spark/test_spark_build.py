@@ -47,7 +47,7 @@ def _normal(value: Any) -> Any:
 
 def _sorted(rows: Any) -> list[tuple]:
     """Rows in one order on both engines: by their values, floats to 3 places (the comparison
-    itself allows the last bits two engines' float sums and percentiles may differ by)."""
+    itself allows the digits two engines' decimal and float arithmetic may differ by)."""
     normal = [tuple(_normal(v) for v in row) for row in rows]
     return sorted(
         normal, key=lambda row: repr([round(v, 3) if isinstance(v, float) else v for v in row])
@@ -64,8 +64,10 @@ def _spark_rows(spark: Any, table: str, columns: list[str]) -> list[tuple]:
 
 
 def _same(a: Any, b: Any) -> bool:
+    """Equal; numbers to 6 decimal places: Spark's decimal division keeps 6 (a median of
+    `seconds / 3600.0` is 211.047222 there, 211.0472222... on PostgreSQL)."""
     if isinstance(a, float) and isinstance(b, float):
-        return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9)
+        return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-6)
     return a == b
 
 

@@ -13,6 +13,13 @@ In its own embedded PostgreSQL (pgserver, in a temp dir), it generates the event
    the way dbt materialises a table. Goal: build <= 1.5 x floor.
 2. after one more day of events (about 1/60 of the data), an incremental `dbt build`: the sum
    of model execution times from run_results.json as a ratio to the full build's. Goal <= 0.10.
+
+    python bench/build.py --warehouse spark --events 1000000 --developers 2000
+
+also builds the same project on Spark (dbt-spark's session method, local mode, $ONRAMP_SPARK_MASTER)
+from the same generated rows, copied into Spark's raw tables (PostgreSQL COPY to CSV, read by
+Spark), and prints its full build and its incremental build after the same extra day beside
+PostgreSQL's, with the incremental-to-full ratio (goal <= 0.10 on Spark too).
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ import tempfile
 import time
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -287,6 +295,98 @@ def insert_day(engine: sa.Engine, day: date, n: int, developers: int, active: in
 _START: list = [None, None]  # (first day, days) of the generated window; insert_day needs it
 
 
+RAW_COPIED = ("developers", "endpoints", "incidents", "api_events")
+
+
+def copy_raw_to_spark(engine: sa.Engine, spark: Any, work: Path, events_where: str) -> None:
+    """The PostgreSQL raw rows (the events matching `events_where`, and the other raw tables
+    when it is the first copy) appended to Spark's raw tables: PostgreSQL COPY to a CSV file,
+    Spark's CSV reader, one INSERT per table. Timestamps travel as ISO text with their offset,
+    extras as JSON text; event_date is the UTC day of occurred_at (the partition)."""
+    import psycopg
+
+    from onramp.warehouse import database_url
+
+    folder = work / "copy"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    first_copy = spark.table("raw.developers").limit(1).count() == 0
+    for table in RAW_COPIED:
+        if table != "api_events" and not first_copy:
+            continue
+        fields = spark.table(f"raw.{table}").schema.fields
+        exported = [
+            "cast(timezone('UTC', occurred_at) as date)"
+            if f.name == "event_date"
+            else f"cast({f.name} as text)"
+            if f.dataType.typeName() == "string"
+            else f.name
+            for f in fields
+        ]
+        where = f" where {events_where}" if table == "api_events" else ""
+        path = folder / f"{table}.csv"
+        copy_sql = f"copy (select {', '.join(exported)} from raw.{table}{where}) to stdout"
+        with psycopg.connect(database_url()) as conn, conn.cursor() as cur, path.open("wb") as out:
+            with cur.copy(copy_sql + " with (format csv)") as copy:
+                for chunk in copy:
+                    out.write(chunk)
+        schema = ", ".join(f"`{f.name}` string" for f in fields)
+        frame = spark.read.csv(str(path), schema=schema, multiLine=True, escape='"')
+        frame.createOrReplaceTempView("bench_copy")
+        casts = ", ".join(f"cast(`{f.name}` as {f.dataType.simpleString()})" for f in fields)
+        spark.sql(f"insert into raw.{table} select {casts} from bench_copy")
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def bench_spark(engine: sa.Engine, work: Path, as_of: date) -> tuple[float, float, float, float]:
+    """The same full and incremental builds on Spark: (full wall, full model time, incremental
+    wall, incremental model time), the extra day of events copied between the two."""
+    import dataclasses
+
+    from onramp.dbt import run_dbt, target_dir
+    from onramp.raw_schema import ensure_raw_schema_spark
+    from onramp.settings import Settings
+    from onramp.spark import spark_session
+
+    settings = dataclasses.replace(Settings.from_env(), warehouse="spark")
+    t0 = time.monotonic()
+    spark = spark_session(settings)
+    ensure_raw_schema_spark(spark)
+    print(f"spark: session in {time.monotonic() - t0:.1f} s ({settings.spark_master})")
+    next_day = f"'{as_of + timedelta(days=1)}T00:00:00+00:00'"
+    t0 = time.monotonic()
+    copy_raw_to_spark(engine, spark, work, f"occurred_at < {next_day}")
+    events = spark.table("raw.api_events").count()
+    print(f"  {events:,} events copied to Spark in {time.monotonic() - t0:.0f} s")
+    target = target_dir(settings)
+
+    t0 = time.monotonic()
+    full = run_dbt(["build", "--full-refresh"], as_of=as_of, settings=settings)
+    full_wall = time.monotonic() - t0
+    full_models, n_models = model_seconds(target)
+    print(
+        f"spark full dbt build ({n_models} models, {full.tests_passed} tests passed, "
+        f"{full.tests_failed} failed): {full_wall:.1f} s wall, {full_models:.1f} s model time"
+    )
+    copy_raw_to_spark(engine, spark, work, f"occurred_at >= {next_day}")
+    t0 = time.monotonic()
+    run_dbt(["build"], as_of=as_of + timedelta(days=1), settings=settings)
+    incr_wall = time.monotonic() - t0
+    incr_models, _ = model_seconds(target)
+    print(
+        f"spark incremental dbt build after one more day: {incr_wall:.1f} s wall, "
+        f"{incr_models:.2f} s model time"
+    )
+    ratio = incr_models / full_models
+    print(f"  spark incremental / full model time = {ratio:.3f}  (goal <= 0.10)")
+    print(f"  spark incremental / full wall time = {incr_wall / full_wall:.3f}")
+    results = json.loads((target / "run_results.json").read_text())["results"]
+    slow = sorted(results, key=lambda r: -r["execution_time"])[:8]
+    names = ", ".join(f"{r['unique_id'].split('.')[2]} {r['execution_time']:.2f}s" for r in slow)
+    print(f"  slowest nodes of the spark incremental build: {names}")
+    return full_wall, full_models, incr_wall, incr_models
+
+
 def model_seconds(target: Path) -> tuple[float, int]:
     """Sum of model execution times in the last run_results.json, and the number of models."""
     results = json.loads((target / "run_results.json").read_text())["results"]
@@ -318,6 +418,12 @@ def main() -> int:
     parser.add_argument("--floor-runs", type=int, default=2, help="Runs of the floor (best kept).")
     parser.add_argument(
         "--reuse", type=Path, help="Reuse the data of an earlier --keep run (its temp dir)."
+    )
+    parser.add_argument(
+        "--warehouse",
+        choices=("postgres", "spark"),
+        default="postgres",
+        help="spark: also build on Spark (local mode) from the same rows, beside PostgreSQL.",
     )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -441,6 +547,13 @@ def main() -> int:
         print("  model times of the incremental build:")
         for r in models:
             print(f"    {r['unique_id'].split('.')[2]:<45} {r['execution_time']:6.2f} s")
+        if args.warehouse == "spark":
+            s_full, s_full_models, s_incr, s_incr_models = bench_spark(engine, work, as_of)
+            print(
+                f"{total:,} events: full build PostgreSQL {full_wall:.1f} s, Spark {s_full:.1f} s "
+                f"(wall); incremental/full model time PostgreSQL "
+                f"{incr_models / full_models:.3f}, Spark {s_incr_models / s_full_models:.3f}"
+            )
         return 0
     finally:
         engine.dispose()

@@ -4,6 +4,11 @@
 connecting (the environment `onramp.warehouse.dbt_env()` gives the profile in
 dbt_project/profiles.yml), one way of passing the as-of date (dbt var `as_of_date`) and one way of
 reporting a failure: an `OnrampError` whose single line names the models and tests that failed.
+
+With ONRAMP_WAREHOUSE=spark the same models run on Spark (the profile's `spark` output, dbt-spark's
+session method): `run_dbt` starts onramp's SparkSession first, so dbt's `getOrCreate()` gets it,
+creates the raw tables there instead of in PostgreSQL, and keeps dbt's artifacts in their own
+target folder (`target_dir()`).
 """
 
 from __future__ import annotations
@@ -113,11 +118,17 @@ def _with_as_of(args: list[str], as_of: date | None) -> list[str]:
 @contextmanager
 def _dbt_environment(settings: Settings | None, offline: bool) -> Iterator[None]:
     """The env dbt reads (profile connection, profiles dir), restored afterwards."""
-    from onramp.warehouse import dbt_env
+    from onramp.warehouse import dbt_env, spark_dbt_env
 
-    if offline:
+    settings = settings or Settings.from_env()
+    if settings.warehouse == "spark":
+        env = spark_dbt_env()
+    elif offline:
         # parse/ls do not connect, but profiles.yml still renders env_var('ONRAMP_PG_HOST').
-        env = {"ONRAMP_PG_HOST": os.environ.get("ONRAMP_PG_HOST", "localhost")}
+        env = {
+            "ONRAMP_DBT_TARGET": "default",
+            "ONRAMP_PG_HOST": os.environ.get("ONRAMP_PG_HOST", "localhost"),
+        }
     else:
         env = dbt_env(settings)
     env["DBT_PROFILES_DIR"] = str(PROFILES_DIR)
@@ -133,8 +144,15 @@ def _dbt_environment(settings: Settings | None, offline: bool) -> Iterator[None]
                 os.environ[key] = value
 
 
-def _ensure_raw(settings: Settings | None) -> None:
-    """Sources must resolve on an empty warehouse: create the raw schema before dbt runs."""
+def _ensure_raw(settings: Settings) -> None:
+    """Sources must resolve on an empty warehouse: create the raw schema before dbt runs. On
+    Spark this also starts the process's SparkSession, the one dbt-spark's session method reuses."""
+    if settings.warehouse == "spark":
+        from onramp.raw_schema import ensure_raw_schema_spark
+        from onramp.spark import spark_session
+
+        ensure_raw_schema_spark(spark_session(settings))
+        return
     from onramp.raw_schema import ensure_raw_schema
     from onramp.warehouse import get_engine
 
@@ -229,6 +247,7 @@ def run_dbt(
         raise DbtError("no dbt command given")
     command = args[0]
     offline = command in _OFFLINE_COMMANDS
+    settings = settings or Settings.from_env()
     if not offline:
         _ensure_raw(settings)
     full_args = [
@@ -237,6 +256,8 @@ def run_dbt(
         str(PROJECT_DIR),
         "--profiles-dir",
         str(PROFILES_DIR),
+        "--target-path",
+        str(target_dir(settings)),
         "--log-path",
         str(log_dir(settings)),
     ]
@@ -318,9 +339,13 @@ def build(
 
 def _echo_callers_without_record() -> None:
     """One line after the summary when API callers in the events have no developer record: they
-    are in the funnel but can never be emailed, and the line says what to load."""
+    are in the funnel but can never be emailed, and the line says what to load. (PostgreSQL only:
+    on Spark the marts are not in the state database this reads.)"""
     from onramp.callers import callers_line, callers_without_record
     from onramp.warehouse import get_engine
+
+    if Settings.from_env().warehouse == "spark":
+        return
 
     line = callers_line(callers_without_record(get_engine(), after_build=True))
     if line:

@@ -2,7 +2,9 @@
 
 `target/manifest.json` (or $DBT_TARGET_PATH) is re-parsed, in process, whenever it is missing or
 older than any file of the dbt project, so after a YAML edit `onramp sync` and the Dagster code
-location see the same segments without anyone remembering to run `dbt parse`.
+location see the same segments without anyone remembering to run `dbt parse`. With the Spark
+warehouse dbt's artifacts live in a `spark/` folder of that path: a manifest parsed for one engine
+(its dispatched macros and per-adapter configs) is never read for the other.
 """
 
 from __future__ import annotations
@@ -24,10 +26,14 @@ PROFILES_DIR = PROJECT_DIR / "dbt_project"
 _PROJECT_SUFFIXES = {".sql", ".yml", ".yaml", ".csv", ".md"}
 
 
-def target_dir() -> Path:
-    """dbt's target path: $DBT_TARGET_PATH (relative to the project) or target/ in the repo."""
+def target_dir(settings: Settings | None = None) -> Path:
+    """dbt's target path: $DBT_TARGET_PATH (relative to the project) or target/ in the repo, and
+    its spark/ folder when the warehouse is Spark."""
     path = Path(os.environ.get("DBT_TARGET_PATH") or "target")
-    return path if path.is_absolute() else PROJECT_DIR / path
+    path = path if path.is_absolute() else PROJECT_DIR / path
+    if (settings or Settings.from_env()).warehouse == "spark":
+        path = path / "spark"
+    return path
 
 
 def _newest_project_file_mtime() -> float:
@@ -38,16 +44,16 @@ def _newest_project_file_mtime() -> float:
     return newest
 
 
-def manifest_is_current() -> bool:
+def manifest_is_current(settings: Settings | None = None) -> bool:
     """The manifest exists and no project file changed after it was written."""
-    path = target_dir() / "manifest.json"
+    path = target_dir(settings) / "manifest.json"
     return path.exists() and path.stat().st_mtime >= _newest_project_file_mtime()
 
 
 def manifest_path(settings: Settings | None = None) -> Path:
     """Path of a manifest.json that matches the project files, parsing the project if needed."""
-    path = target_dir() / "manifest.json"
-    if manifest_is_current():
+    path = target_dir(settings) / "manifest.json"
+    if manifest_is_current(settings):
         return path
     from onramp.dbt import run_dbt
 

@@ -4,12 +4,17 @@ dbt-spark's `session` method calls `SparkSession.builder.getOrCreate()`, which r
 already running in the process: starting ours first (warehouse and Derby metastore under
 `$ONRAMP_HOME/spark`, UTC, quiet logs) is how dbt gets the same configuration. A session costs
 seconds to start, so it is made once and reused.
+
+With SPARK_REMOTE set (sc://host:15002) pyspark's `getOrCreate()` returns a Spark Connect session
+instead: no local JVM, no local warehouse; the server's catalog and configuration apply, and dbt's
+session method picks up the same remote session.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -30,7 +35,6 @@ class SparkUnavailable(OnrampError):
 def java_problem() -> str | None:
     """Why Spark cannot start on this machine, or None when Java and pyspark are present."""
     import importlib.util
-    import os
 
     if importlib.util.find_spec("pyspark") is None:
         return "pyspark is not installed: pip install 'onramp[spark]'"
@@ -60,6 +64,8 @@ def spark_conf(settings: Settings) -> dict[str, str]:
         # the default 200 shuffle partitions are tiny tasks on a laptop's few cores
         "spark.sql.shuffle.partitions": "8",
         "spark.sql.sources.partitionOverwriteMode": "dynamic",
+        # local mode runs every task in the driver: its heap is the whole engine's memory
+        "spark.driver.memory": os.environ.get("ONRAMP_SPARK_DRIVER_MEMORY") or "2g",
     }
 
 
@@ -80,9 +86,23 @@ def _session(master: str, spark_dir: str, conf_items: tuple[tuple[str, str], ...
     return session
 
 
+@functools.cache
+def _remote_session(url: str) -> Any:
+    """A Spark Connect session (pyspark's builder reads SPARK_REMOTE itself)."""
+    from pyspark.sql import SparkSession
+
+    try:
+        return SparkSession.builder.getOrCreate()
+    except Exception as exc:  # grpc errors carry pages of detail
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SparkUnavailable(f"Spark Connect at {url} did not answer: {first}") from exc
+
+
 def spark_session(settings: Settings | None = None) -> Any:
     """The process's SparkSession for the configured warehouse (started on first use)."""
     settings = settings or Settings.from_env()
+    if os.environ.get("SPARK_REMOTE"):
+        return _remote_session(os.environ["SPARK_REMOTE"])
     problem = java_problem()
     if problem:
         raise SparkUnavailable(f"the Spark warehouse needs Java: {problem}")

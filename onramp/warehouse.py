@@ -448,10 +448,18 @@ def libpq_env(url: str) -> dict[str, str]:
 
 def dbt_env(settings: Settings | None = None) -> dict[str, str]:
     """Environment variables that `dbt_project/profiles.yml` reads, for dbt in or out of process,
-    plus libpq's own PG* variables for the URL's TLS and other connection settings."""
+    plus libpq's own PG* variables for the URL's TLS and other connection settings.
+
+    With ONRAMP_WAREHOUSE=spark dbt runs on the profile's `spark` output (dbt-spark's session
+    method, in process): no PostgreSQL is started for it, the state database is not dbt's.
+    """
+    settings = settings or Settings.from_env()
+    if settings.warehouse == "spark":
+        return spark_dbt_env()
     url = database_url(settings)
     parts = connection_parts(url)
     return {
+        "ONRAMP_DBT_TARGET": "default",
         "ONRAMP_PG_HOST": parts["host"],
         "ONRAMP_PG_PORT": parts["port"],
         "ONRAMP_PG_USER": parts["user"],
@@ -460,6 +468,15 @@ def dbt_env(settings: Settings | None = None) -> dict[str, str]:
         "ONRAMP_DBT_THREADS": str(dbt_threads()),
         **libpq_env(url),
         **_dbt_timeouts(url),
+    }
+
+
+def spark_dbt_env() -> dict[str, str]:
+    """The profile's `spark` output; ONRAMP_PG_HOST only so the unused postgres output renders."""
+    return {
+        "ONRAMP_DBT_TARGET": "spark",
+        "ONRAMP_PG_HOST": os.environ.get("ONRAMP_PG_HOST", "localhost"),
+        "ONRAMP_DBT_THREADS": str(dbt_threads()),
     }
 
 

@@ -16,6 +16,10 @@
     select 1
 {% endmacro %}
 
+{# Spark prunes raw.api_events by its event_date partitions: nothing to create, no statement. #}
+{% macro spark__ensure_raw_event_index() %}
+{% endmacro %}
+
 {% macro postgres__ensure_raw_event_index() %}
     {%- set relation = source('raw', 'api_events') -%}
     do $$

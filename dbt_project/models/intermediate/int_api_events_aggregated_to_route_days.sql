@@ -11,7 +11,8 @@
 {{
     config(
         materialized='incremental',
-        incremental_strategy='delete+insert',
+        incremental_strategy=('insert_overwrite' if target.type in ('spark', 'databricks') else 'delete+insert'),
+        partition_by=['usage_date'],
         unique_key='usage_date',
         on_schema_change='fail',
         event_time='usage_date',
@@ -40,6 +41,7 @@ events_in_scope as (
     where
         occurred_at < {{ as_of_end_timestamp() }}
         and occurred_at >= {{ utc_timestamp_literal(incremental_start_str()) }}
+        and {{ raw_event_days_from(incremental_start_str()) }}
 
 ),
 
@@ -59,6 +61,7 @@ paths_routed as (
     where
         occurred_at < {{ as_of_end_timestamp() }}
         and occurred_at >= {{ utc_timestamp_literal(incremental_start_str()) }}
+        and {{ raw_event_days_from(incremental_start_str()) }}
     group by coalesce(request_path, '')
 
 ),

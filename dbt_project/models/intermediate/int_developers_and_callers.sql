@@ -43,16 +43,16 @@ callers as (
 
     select
         usage.developer_id,
-        cast(null as text) as email,
-        cast(null as text) as developer_name,
-        cast(null as text) as company_id,
-        cast(null as text) as company_name,
+        cast(null as {{ dbt.type_string() }}) as email,
+        cast(null as {{ dbt.type_string() }}) as developer_name,
+        cast(null as {{ dbt.type_string() }}) as company_id,
+        cast(null as {{ dbt.type_string() }}) as company_name,
         'unknown' as role,
-        cast(null as timestamp with time zone) as signed_up_at,
+        cast(null as {{ type_timestamptz() }}) as signed_up_at,
         cast(null as date) as signup_date,
-        cast(null as text) as plan,
+        cast(null as {{ dbt.type_string() }}) as plan,
         cast(null as bigint) as monthly_quota,
-        cast(null as text) as timezone,
+        cast(null as {{ dbt.type_string() }}) as timezone,
         false as marketing_opt_in,
         false as has_developer_record
     from int_developers_usage_summarized as usage

@@ -8,7 +8,8 @@
 {{
     config(
         materialized='incremental',
-        incremental_strategy='delete+insert',
+        incremental_strategy=('insert_overwrite' if target.type in ('spark', 'databricks') else 'delete+insert'),
+        partition_by=['week_start'],
         unique_key='week_start',
         on_schema_change='fail',
         event_time='week_start',

@@ -10,7 +10,8 @@
 {{
     config(
         materialized='incremental',
-        incremental_strategy='delete+insert',
+        incremental_strategy=('insert_overwrite' if target.type in ('spark', 'databricks') else 'delete+insert'),
+        partition_by=['usage_date'],
         unique_key='usage_date',
         on_schema_change='fail',
         event_time='usage_date',
@@ -39,6 +40,7 @@ events_in_scope as (
     where
         occurred_at < {{ as_of_end_timestamp() }}
         and occurred_at >= {{ utc_timestamp_literal(incremental_start_str()) }}
+        and {{ raw_event_days_from(incremental_start_str()) }}
 
 ),
 

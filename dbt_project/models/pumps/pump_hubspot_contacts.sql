@@ -129,7 +129,7 @@ segments_per_developer as (
 
     select
         developer_id,
-        {{ dbt.listagg('segment_name', "';'", 'order by segment_name') }} as segment_names
+        {{ sorted_listagg('segment_name', "';'") }} as segment_names
     from segment_members
     group by developer_id
 

@@ -4,8 +4,9 @@
     as-of day; an incident without an end is still going on.
 
     Each incident reads only the events of its own time range (a range join that PostgreSQL runs
-    as one BRIN range scan on raw.api_events.occurred_at per incident), so a run does not re-read
-    whole days; routes are normalised per distinct (incident, developer, path), not per call.
+    as one BRIN range scan on raw.api_events.occurred_at per incident; on Spark the days of the
+    incidents select raw.api_events' day partitions), so a run does not re-read every day of
+    events; routes are normalised per distinct (incident, developer, path), not per call.
 #}
 with
 
@@ -56,7 +57,10 @@ incident_paths as (
         on
             incidents.started_at <= stg_raw__api_events.occurred_at
             and incidents.affected_until >= stg_raw__api_events.occurred_at
-    where stg_raw__api_events.occurred_at < {{ as_of_end_timestamp() }}
+    where
+        stg_raw__api_events.occurred_at < {{ as_of_end_timestamp() }}
+        and {{ raw_event_days_of_ranges(
+            'stg_raw__api_events.occurred_date', 'incidents', 'started_at', 'affected_until') }}
     group by
         incidents.incident_id,
         stg_raw__api_events.developer_id,

@@ -8,7 +8,7 @@
 select
     event_id,
     occurred_at,
-    {{ utc_date('occurred_at') }} as occurred_date,
+    {{ raw_event_date() }} as occurred_date,
     developer_id,
     company_id,
     upper(method) as http_method,

@@ -45,15 +45,34 @@ def java_problem() -> str | None:
     return None
 
 
+# Spark's JVM logs to stderr from its first second (the default profile notice, WARNs about the
+# host name), before setLogLevel can run: this file, passed at JVM start, keeps only errors. The
+# root level stays WARN so Spark does not announce "Setting default log level" either.
+LOG4J2_PROPERTIES = """\
+rootLogger.level = warn
+rootLogger.appenderRef.stderr.ref = console
+appender.console.type = Console
+appender.console.name = console
+appender.console.target = SYSTEM_ERR
+appender.console.filter.threshold.type = ThresholdFilter
+appender.console.filter.threshold.level = error
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = %d{yy/MM/dd HH:mm:ss} %p %c{1}: %m%n%ex
+"""
+
+
 def spark_conf(settings: Settings) -> dict[str, str]:
     """The session's configuration: local warehouse and metastore, UTC, few shuffle partitions."""
     root = settings.spark_dir
+    log_config = root / "log4j2.properties"
     return {
         "spark.sql.warehouse.dir": str(root / "warehouse"),
         "spark.hadoop.javax.jdo.option.ConnectionURL": (
             f"jdbc:derby:;databaseName={root / 'metastore_db'};create=true"
         ),
-        "spark.driver.extraJavaOptions": f"-Dderby.system.home={root}",
+        "spark.driver.extraJavaOptions": (
+            f"-Dderby.system.home={root} -Dlog4j2.configurationFile=file:{log_config}"
+        ),
         "spark.sql.session.timeZone": "UTC",
         "spark.ui.enabled": "false",
         "spark.ui.showConsoleProgress": "false",
@@ -68,6 +87,7 @@ def _session(master: str, spark_dir: str, conf_items: tuple[tuple[str, str], ...
     from pyspark.sql import SparkSession
 
     Path(spark_dir).mkdir(parents=True, exist_ok=True)
+    Path(spark_dir, "log4j2.properties").write_text(LOG4J2_PROPERTIES)
     builder = SparkSession.builder.master(master).appName("onramp")
     for key, value in conf_items:
         builder = builder.config(key, value)

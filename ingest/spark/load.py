@@ -283,7 +283,9 @@ def _write_rejects(
         F.lit(batch_id).cast("long").alias("batch_id"),
         "line_number",
         F.col(REASON).alias("reason"),
-        F.substring("raw_text", 1, MAX_REJECT_TEXT).alias("raw_text"),
+        F.translate(F.substring("raw_text", 1, MAX_REJECT_TEXT), "\x00", "\ufffd").alias(
+            "raw_text"
+        ),
     )
     bad.orderBy("line_number").limit(room).coalesce(1).write.insertInto("raw.load_rejects")
 

@@ -124,6 +124,7 @@ def events(values: Any) -> Any:
         ),
         (_kind("method") == NESTED, "bad value"),
         *[(_kind(name) == NESTED, "bad value") for name in text_columns],
+        (F.instr("raw_text", "\x00") > 0, "NUL byte"),  # PostgreSQL text cannot hold it
     ]
     staged = values.withColumn("_ts", ts)
     method = F.when(_kind("method") == STRING, F.upper(_text("method"))).otherwise(_text("method"))
@@ -239,6 +240,7 @@ def reference(kind: str, values: Any) -> Any:
         else:
             rules.append(nested)
             typed[name] = _stripped(name)
+    rules.append((F.instr("raw_text", "\x00") > 0, "NUL byte"))
     return values.select(
         "line_number",
         "raw_text",

@@ -92,8 +92,12 @@ def csv_values(lines: Any, header: list[str], header_line: int, columns: tuple[s
         F.col("value").alias(RAW),
         F.from_csv("value", schema, options).alias("_r"),
     )
-    odd_quotes = (F.length(RAW) - F.length(F.regexp_replace(RAW, '"', ""))) % 2 == 1
-    reason = F.when(odd_quotes, F.lit("broken CSV quoting")).when(
+    # As Python's csv module in strict mode reads a record: a field is either unquoted (and does
+    # not start with a quote) or wholly quoted, with inner quotes doubled.
+    field = r'(?:[^,"][^,]*+|"(?:[^"]++|"")*+")?'
+    well_quoted = F.col(RAW).rlike(f"^{field}(?:,{field})*+$")
+    broken = (F.instr(RAW, '"') > 0) & ~well_quoted
+    reason = F.when(broken, F.lit("broken CSV quoting")).when(
         F.col("_r._corrupt").isNotNull(), F.lit("wrong number of fields")
     )
     picked = []

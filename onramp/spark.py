@@ -47,7 +47,9 @@ def java_problem() -> str | None:
 
 # Spark's JVM logs to stderr from its first second (the default profile notice, WARNs about the
 # host name), before setLogLevel can run: this file, passed at JVM start, keeps only errors. The
-# root level stays WARN so Spark does not announce "Setting default log level" either.
+# root level stays WARN so Spark does not announce "Setting default log level" either. As in Spark's
+# own defaults, the metastore's "database already exists" (from `create ... if not exists`) is
+# not an error.
 LOG4J2_PROPERTIES = """\
 rootLogger.level = warn
 rootLogger.appenderRef.stderr.ref = console
@@ -58,6 +60,8 @@ appender.console.filter.threshold.type = ThresholdFilter
 appender.console.filter.threshold.level = error
 appender.console.layout.type = PatternLayout
 appender.console.layout.pattern = %d{yy/MM/dd HH:mm:ss} %p %c{1}: %m%n%ex
+logger.metastore.name = org.apache.hadoop.hive.metastore.RetryingHMSHandler
+logger.metastore.level = fatal
 """
 
 

@@ -63,19 +63,20 @@ def _quote(text: str) -> str:
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def loaded_before(spark: Any, kind: str, checksum: str) -> int | None:
-    """The batch that loaded these bytes of this kind, if any."""
-    found = spark.sql(
-        f"select max(batch_id) from {TABLE} where kind = {_quote(kind)}"
-        f" and checksum = {_quote(checksum)} and status = 'loaded'"
-    ).collect()[0][0]
-    return None if found is None else int(found)
+def lookup(spark: Any, kind: str, checksum: str) -> tuple[int | None, int]:
+    """(the batch that loaded these bytes of this kind, if any; the next free batch id).
 
-
-def next_batch_id(spark: Any) -> int:
-    """The largest batch id so far plus one: a crashed batch's `loading` row keeps its id taken."""
-    found = spark.sql(f"select max(batch_id) from {TABLE}").collect()[0][0]
-    return 1 if found is None else int(found) + 1
+    One query for both: every Spark job costs a second or so. The next id is the largest so far
+    plus one, and a crashed batch's `loading` row keeps its id taken.
+    """
+    previous, largest = spark.sql(
+        f"select max(case when kind = {_quote(kind)} and checksum = {_quote(checksum)}"
+        f" and status = 'loaded' then batch_id end), max(batch_id) from {TABLE}"
+    ).collect()[0]
+    return (
+        None if previous is None else int(previous),
+        1 if largest is None else int(largest) + 1,
+    )
 
 
 def write(spark: Any, batch: Batch) -> None:

@@ -93,14 +93,12 @@ def load_file_spark(
     except (LoadError, OSError) as exc:
         reason = str(exc) if isinstance(exc, LoadError) else f"cannot read it: {exc}"
         return _failed(spark, kind, path, fmt if fmt != "auto" else "unknown", "", started, reason)
-    previous = batches.loaded_before(spark, kind, checksum)
+    previous, batch_id = batches.lookup(spark, kind, checksum)
     if previous is not None:
         log.info("skipping %s: loaded before as batch %s", path, previous)
         seconds = time.perf_counter() - started
         return BatchResult(str(path), kind, fmt, 0, 0, 0, True, seconds, previous, checksum)
-    batch = Batch(
-        batches.next_batch_id(spark), kind, str(path.resolve()), checksum, fmt, batches.now()
-    )
+    batch = Batch(batch_id, kind, str(path.resolve()), checksum, fmt, batches.now())
     batches.write(spark, batch)
     try:
         loaded, duplicates, rejected = _load(spark, kind, path, fmt, caller, batch.batch_id)
@@ -303,7 +301,7 @@ def _failed(
     """Record a file that could not be loaded as a failed batch, and say so once in the log."""
     if batch is None:
         batch = Batch(
-            batches.next_batch_id(spark),
+            batches.lookup(spark, kind, checksum)[1],
             kind,
             str(path.resolve()),
             checksum,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import logging
 import os
 import time
 from datetime import date
@@ -261,3 +262,27 @@ def test_gzip_found_by_its_bytes(spark, tmp_path, uid):
         f"select incident_id, line_number from raw.incidents where batch_id = {result.batch_id}",
     )
     assert row == {"incident_id": f"{uid}-i", "line_number": 1}
+
+
+def test_onramp_load_command_on_spark(spark, write, uid, monkeypatch):
+    from click.testing import CliRunner
+
+    from cli.main import cli
+
+    monkeypatch.setenv("ONRAMP_WAREHOUSE", "spark")
+    good = write("a.csv", HEADER + f"\n{uid}-1,2026-11-20T10:00:01Z,{uid}_dev,200,5,1,2,sandbox\n")
+    bad = write("b.csv", "email\na@example.com\n")
+    try:
+        result = CliRunner().invoke(cli, ["load", "api-events", str(good), str(bad)])
+    finally:
+        # The command's log file lives in the session's ONRAMP_HOME, removed before py4j logs
+        # its shutdown at exit.
+        from cli import logs
+
+        for handler in logs._installed:
+            logging.getLogger().removeHandler(handler)
+    assert result.exit_code == 1
+    lines = result.stdout.splitlines()
+    assert lines[2].split()[:5] == [str(good), "csv", "1", "0", "0"]
+    assert lines[3].split()[-1] == "failed"
+    assert "no developer_id column" in result.stderr

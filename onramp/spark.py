@@ -49,7 +49,8 @@ def java_problem() -> str | None:
 # host name), before setLogLevel can run: this file, passed at JVM start, keeps only errors. The
 # root level stays WARN so Spark does not announce "Setting default log level" either. As in Spark's
 # own defaults, the metastore's "database already exists" (from `create ... if not exists`) is
-# not an error.
+# not an error; a failed task's stack is not printed either, since the job's failure reaches
+# Python as an exception that the caller reports in one line.
 LOG4J2_PROPERTIES = """\
 rootLogger.level = warn
 rootLogger.appenderRef.stderr.ref = console
@@ -62,6 +63,10 @@ appender.console.layout.type = PatternLayout
 appender.console.layout.pattern = %d{yy/MM/dd HH:mm:ss} %p %c{1}: %m%n%ex
 logger.metastore.name = org.apache.hadoop.hive.metastore.RetryingHMSHandler
 logger.metastore.level = fatal
+logger.executor.name = org.apache.spark.executor.Executor
+logger.executor.level = fatal
+logger.tasks.name = org.apache.spark.scheduler.TaskSetManager
+logger.tasks.level = fatal
 """
 
 

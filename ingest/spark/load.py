@@ -44,7 +44,7 @@ from ingest.spark import batches
 from ingest.spark.batches import Batch
 from ingest.spark.canonical import write_canonical_events
 from ingest.spark.rules import REASON, events, reference
-from ingest.spark.text_input import numbered_lines, spark_path
+from ingest.spark.text_input import is_gzip, numbered_lines, spark_path
 from ingest.spark.values import csv_values, json_values
 from onramp.raw_schema import ensure_raw_schema_spark
 
@@ -110,8 +110,7 @@ def load_file_spark(
     except Exception as exc:  # Spark's errors (a corrupt gzip, a full disk) carry pages of stack
         if type(exc).__module__.split(".")[0] not in ("pyspark", "py4j"):
             raise
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        reason = f"Spark could not load it: {first}"
+        reason = _spark_reason(exc, path)
         return _failed(spark, kind, path, fmt, checksum, started, reason, batch)
     batch.status = "loaded"
     batch.rows_loaded, batch.rows_duplicate, batch.rows_rejected = loaded, duplicates, rejected
@@ -282,6 +281,24 @@ def _write_rejects(
         ),
     )
     bad.orderBy("line_number").limit(room).coalesce(1).write.insertInto("raw.load_rejects")
+
+
+def _spark_reason(exc: Exception, path: Path) -> str:
+    """One line for a Spark job that failed on this file: the innermost Java cause."""
+    java = getattr(exc, "java_exception", None) or getattr(exc, "_origin", None)
+    cause = ""
+    try:
+        while java is not None:
+            cause = str(java.toString())
+            java = java.getCause()
+    except Exception:  # the JVM is gone or the object is not a Throwable
+        cause = ""
+    if not cause:
+        cause = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if is_gzip(path) and ("EOFException" in cause or "ZipException" in cause):
+        # Spark decompresses a gzip file in one stream: a break fails the file as a whole.
+        return f"corrupt or truncated gzip, nothing of it loaded ({cause})"
+    return f"Spark could not load it: {cause}"
 
 
 def _failed(

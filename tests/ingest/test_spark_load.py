@@ -286,3 +286,17 @@ def test_onramp_load_command_on_spark(spark, write, uid, monkeypatch):
     assert lines[2].split()[:5] == [str(good), "csv", "1", "0", "0"]
     assert lines[3].split()[-1] == "failed"
     assert "no developer_id column" in result.stderr
+
+
+def test_truncated_gzip_is_a_failed_batch(spark, write, uid):
+    rows_text = "".join(
+        json.dumps(
+            {"event_id": f"{uid}-{i}", "occurred_at": "2026-11-20T10:00:00Z",
+             "developer_id": f"{uid}_dev", "status_code": 200, "pad": "x" * (i % 97)}
+        ) + "\n"
+        for i in range(2000)
+    )  # fmt: skip
+    whole = gzip.compress(rows_text.encode())
+    result = spark_load(spark, "api-events", write("cut.jsonl.gz", whole[: len(whole) // 2]))
+    assert result.failed and result.error.startswith("corrupt or truncated gzip, nothing of it")
+    assert event_ids(spark, [result.batch_id]) == set()

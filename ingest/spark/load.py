@@ -143,12 +143,16 @@ def _load(
 ) -> tuple[int, int, int]:
     """(rows loaded, duplicates, rejects) of one file, its rows and rejects written."""
     with tempfile.TemporaryDirectory(prefix="onramp-spark-load-") as tmp:
-        python_rejects: list[tuple[int, str, str]] = []
+        python_rejects: list[tuple[int, str, str]] = []  # the first MAX_STORED_REJECTS
+        python_rejected = 0
         if fmt in ("moesif", "combined"):
             canonical = Path(tmp) / "events.jsonl"
 
             def reject(lineno: int, reason: str, raw: str) -> None:
-                python_rejects.append((lineno, reason, raw[:MAX_REJECT_TEXT]))
+                nonlocal python_rejected
+                python_rejected += 1
+                if len(python_rejects) < MAX_STORED_REJECTS:
+                    python_rejects.append((lineno, reason, raw[:MAX_REJECT_TEXT]))
 
             write_canonical_events(path, fmt, caller, reject, canonical)
             path, fmt = canonical, "jsonl"
@@ -159,7 +163,8 @@ def _load(
             else:
                 rows = checked.persist()
             try:
-                return _write(spark, kind, rows, batch_id, python_rejects)
+                loaded, duplicates, rejected = _write(spark, kind, rows, batch_id, python_rejects)
+                return loaded, duplicates, rejected - len(python_rejects) + python_rejected
             finally:
                 if rows is not None:
                     rows.unpersist()

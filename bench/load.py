@@ -1,6 +1,7 @@
 """Bench: onramp's loader against a plain PostgreSQL COPY of the same rows, in the same run.
 
     .venv/bin/python bench/load.py [--events 2000000] [--rss-events 500000]
+    .venv/bin/python bench/load.py --warehouse spark --events 500000 --repeat 1
 
 Generates N canonical API events itself (deterministic, no dependency on the sample-data
 generator) as CSV and JSONL, starts its own embedded PostgreSQL in a temp dir, and prints for each
@@ -139,9 +140,9 @@ def plain_copy(url: str, csv_path: Path, indexed: bool = False) -> float:
 
 CHILD = """
 import json, resource, sys, time
-from onramp.warehouse import _engine_for
+from onramp.warehouse import DbTimeouts, _engine_for
 from ingest.loader import load_paths
-engine = _engine_for(sys.argv[1])
+engine = _engine_for(sys.argv[1], DbTimeouts.from_env())
 started = time.perf_counter()
 [result] = load_paths(engine, "api-events", [sys.argv[2]])
 seconds = time.perf_counter() - started
@@ -172,6 +173,103 @@ def onramp_load(url: str, path: Path) -> dict[str, float]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+SPARK_CHILD = """
+import json, os, resource, sys, time
+os.environ["ONRAMP_HOME"] = sys.argv[1]
+os.environ["ONRAMP_WAREHOUSE"] = "spark"
+from onramp.settings import Settings
+from onramp.spark import spark_session
+from onramp.raw_schema import ensure_raw_schema_spark
+from ingest.spark.load import load_paths_spark
+started = time.perf_counter()
+spark = spark_session(Settings.from_env())
+ensure_raw_schema_spark(spark)
+session = time.perf_counter() - started
+for table in ("api_events", "load_rejects", "load_batches"):
+    spark.sql(f"truncate table raw.{table}")
+started = time.perf_counter()
+[result] = load_paths_spark(spark, "api-events", [sys.argv[2]])
+seconds = time.perf_counter() - started
+print(json.dumps({"seconds": seconds, "rows": result.rows_loaded, "rejects": result.rows_rejected,
+                  "duplicates": result.rows_duplicate, "session_seconds": session,
+                  "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def spark_load(home: Path, path: Path) -> dict[str, float]:
+    """One load into a local Spark warehouse (its own process; session start timed apart)."""
+    out = subprocess.run(
+        [sys.executable, "-c", SPARK_CHILD, str(home), str(path)],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def spark_main(args: argparse.Namespace) -> None:
+    """Events/s into Spark (local mode) beside PostgreSQL's, for the same CSV and JSONL files.
+
+    Both loads start from empty raw tables; Spark's session start (seconds, once per process)
+    is reported apart and not counted in its load time.
+    """
+    import pgserver
+    import sqlalchemy as sa
+
+    from ingest.schema import ensure_raw_schema
+
+    with tempfile.TemporaryDirectory(prefix="onramp-bench-") as tmp:
+        tmp_path = Path(tmp)
+        csv_path, jsonl_path = generate(tmp_path, args.events)
+        print(f"generated {args.events:,} events", flush=True)
+        server = pgserver.get_server(tmp_path / "pg", cleanup_mode="stop")
+        try:
+            url = server.get_uri("postgres")
+            engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+            ensure_raw_schema(engine)
+            engine.dispose()
+            rows = []
+            for fmt, path in (("csv", csv_path), ("jsonl", jsonl_path)):
+                pg = min((onramp_load(url, path) for _ in range(args.repeat)), key=_seconds)
+                sp = min(
+                    (spark_load(tmp_path / "home", path) for _ in range(args.repeat)),
+                    key=_seconds,
+                )
+                for name, result in (("postgres", pg), ("spark", sp)):
+                    if result["rows"] != args.events:
+                        raise SystemExit(f"{name} {fmt}: loaded {result['rows']} of {args.events}")
+                print(
+                    f"{fmt}: postgres {pg['seconds']:.2f}s, spark {sp['seconds']:.2f}s"
+                    f" (+{sp['session_seconds']:.1f}s session start)",
+                    flush=True,
+                )
+                rows.append((fmt, pg, sp))
+            print()
+            print(
+                f"{'format':<7} {'events':>10} {'pg s':>7} {'pg ev/s':>9} {'spark s':>8}"
+                f" {'spark ev/s':>10} {'spark/pg':>8} {'spark RSS':>10}"
+            )
+            for fmt, pg, sp in rows:
+                print(
+                    f"{fmt:<7} {args.events:>10,} {pg['seconds']:>7.2f}"
+                    f" {args.events / pg['seconds']:>9,.0f} {sp['seconds']:>8.2f}"
+                    f" {args.events / sp['seconds']:>10,.0f} {pg['seconds'] / sp['seconds']:>8.2f}"
+                    f" {sp['rss_mb']:>7.0f} MB"
+                )
+            print(
+                "(spark/pg = Spark's events/s over PostgreSQL's for the same file; Spark in local"
+                " mode on this machine's cores, session start excluded; RSS is the Python"
+                " driver's, the JVM's heap is apart)"
+            )
+        finally:
+            server.cleanup()
+
+
+def _seconds(result: dict[str, float]) -> float:
+    return result["seconds"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=2_000_000)
@@ -185,9 +283,18 @@ def main() -> None:
         default=0.0,
         help="also load a JSONL copy where this share of events comes twice (e.g. 0.003)",
     )
+    parser.add_argument(
+        "--warehouse",
+        choices=("postgres", "spark"),
+        default="postgres",
+        help="spark: events/s into the Spark warehouse beside PostgreSQL's (try --events 500000)",
+    )
     args = parser.parse_args()
     sys.path.insert(0, str(REPO))
     warnings.filterwarnings("ignore")
+    if args.warehouse == "spark":
+        spark_main(args)
+        return
     import pgserver
     import sqlalchemy as sa
 

@@ -40,6 +40,7 @@ def load(kind: str, paths: tuple[str, ...], fmt: str, caller: str | None) -> Non
     then exits with one error line naming it.
     """
     from ingest.schema import ensure_raw_schema
+    from onramp.settings import Settings
     from onramp.warehouse import get_engine
 
     table_kind = normalise_kind(kind)
@@ -56,6 +57,9 @@ def load(kind: str, paths: tuple[str, ...], fmt: str, caller: str | None) -> Non
             raise LoadError(f"no such file: {path}")
         if not path.is_file():
             raise LoadError(f"not a file: {path}")
+    if Settings.from_env().warehouse == "spark":
+        _load_spark(table_kind, files, fmt, caller)
+        return
     engine = get_engine()
     ensure_raw_schema(engine)
     total = sum(path.stat().st_size for path in files)
@@ -73,6 +77,29 @@ def load(kind: str, paths: tuple[str, ...], fmt: str, caller: str | None) -> Non
         line = callers_line(callers_without_record(engine))
         if line:
             click.echo(line)
+    for r in results:
+        for note in r.notes:
+            click.echo(f"note: {r.path}: {note}", err=True)
+    failed = [r for r in results if r.failed]
+    if failed:
+        raise LoadError(
+            f"{len(failed)} of {len(results)} files could not be loaded"
+            f" (recorded as failed in raw.load_batches): "
+            + "; ".join(f"{r.path}: {r.error}" for r in failed)
+        )
+
+
+def _load_spark(kind: str, files: list[Path], fmt: str, caller: str | None) -> None:
+    """The same load into the Spark warehouse (ingest.spark.load), the same summary and errors."""
+    from ingest.spark.load import load_paths_spark
+    from onramp.spark import spark_session
+
+    results = load_paths_spark(spark_session(), kind, files, fmt, caller)
+    _report(results)
+
+
+def _report(results: list[BatchResult]) -> None:
+    click.echo(format_summary(results))
     for r in results:
         for note in r.notes:
             click.echo(f"note: {r.path}: {note}", err=True)

@@ -49,15 +49,43 @@ def java_problem() -> str | None:
     return None
 
 
+# Spark's JVM logs to stderr from its first second (the default profile notice, WARNs about the
+# host name), before setLogLevel can run: this file, passed at JVM start, keeps only errors. The
+# root level stays WARN so Spark does not announce "Setting default log level" either. As in Spark's
+# own defaults, the metastore's "database already exists" (from `create ... if not exists`) is
+# not an error; a failed task's stack is not printed either, since the job's failure reaches
+# Python as an exception that the caller reports in one line.
+LOG4J2_PROPERTIES = """\
+rootLogger.level = warn
+rootLogger.appenderRef.stderr.ref = console
+appender.console.type = Console
+appender.console.name = console
+appender.console.target = SYSTEM_ERR
+appender.console.filter.threshold.type = ThresholdFilter
+appender.console.filter.threshold.level = error
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = %d{yy/MM/dd HH:mm:ss} %p %c{1}: %m%n%ex
+logger.metastore.name = org.apache.hadoop.hive.metastore.RetryingHMSHandler
+logger.metastore.level = fatal
+logger.executor.name = org.apache.spark.executor.Executor
+logger.executor.level = fatal
+logger.tasks.name = org.apache.spark.scheduler.TaskSetManager
+logger.tasks.level = fatal
+"""
+
+
 def spark_conf(settings: Settings) -> dict[str, str]:
     """The session's configuration: local warehouse and metastore, UTC, few shuffle partitions."""
     root = settings.spark_dir
+    log_config = root / "log4j2.properties"
     return {
         "spark.sql.warehouse.dir": str(root / "warehouse"),
         "spark.hadoop.javax.jdo.option.ConnectionURL": (
             f"jdbc:derby:;databaseName={root / 'metastore_db'};create=true"
         ),
-        "spark.driver.extraJavaOptions": f"-Dderby.system.home={root}",
+        "spark.driver.extraJavaOptions": (
+            f"-Dderby.system.home={root} -Dlog4j2.configurationFile=file:{log_config}"
+        ),
         "spark.sql.session.timeZone": "UTC",
         "spark.ui.enabled": "false",
         "spark.ui.showConsoleProgress": "false",
@@ -74,6 +102,7 @@ def _session(master: str, spark_dir: str, conf_items: tuple[tuple[str, str], ...
     from pyspark.sql import SparkSession
 
     Path(spark_dir).mkdir(parents=True, exist_ok=True)
+    Path(spark_dir, "log4j2.properties").write_text(LOG4J2_PROPERTIES)
     builder = SparkSession.builder.master(master).appName("onramp")
     for key, value in conf_items:
         builder = builder.config(key, value)

@@ -46,13 +46,21 @@ def select_specs(specs: list[SegmentSpec], names: tuple[str, ...]) -> list[Segme
     return [by_name[n] for n in dict.fromkeys(names)]
 
 
-def held_back(engine: sa.Engine, specs: list[SegmentSpec], day: date) -> dict[str, str]:
+def held_back(
+    engine: sa.Engine, settings: Settings, specs: list[SegmentSpec], day: date
+) -> dict[str, str]:
     """Segments with requires_fresh_events while raw events are stale -> why (the Dagster sync
-    holds the same ones back): not synced at all, so the next sync on fresh data decides."""
+    holds the same ones back): not synced at all, so the next sync on fresh data decides. With
+    the Spark warehouse the raw events are on Spark, so that is where freshness is read."""
     gated = [s for s in specs if s.requires_fresh_events]
     if not gated:
         return {}
-    freshness = raw_events_freshness(engine, day, max_event_lag_hours())
+    if settings.warehouse == "spark":
+        from email_sync.spark_mirror import spark_events_freshness
+
+        freshness = spark_events_freshness(settings, day, max_event_lag_hours())
+    else:
+        freshness = raw_events_freshness(engine, day, max_event_lag_hours())
     if freshness.fresh:
         return {}
     return {s.name: freshness.describe() for s in gated}
@@ -113,7 +121,12 @@ def sync(
         return
     engine = get_engine(settings)
     day = parse_as_of(as_of)
-    held = held_back(engine, specs, day)
+    if settings.warehouse == "spark":
+        # the segments live on Spark; the sync's SQL reads copies in the state database
+        from email_sync.spark_mirror import mirror_for_sync
+
+        click.echo(mirror_for_sync(engine, settings, specs, wait=wait).describe())
+    held = held_back(engine, settings, specs, day)
     outcomes = sync_all(
         engine,
         settings,

@@ -1,0 +1,366 @@
+"""With the Spark warehouse, copy the tables a sync reads from Spark into the state PostgreSQL.
+
+email_sync's correctness lives in PostgreSQL: the diff, the ledger, every guardrail and the list
+mirror are set-based SQL joining the segment table to `email_sync.*` in one transaction. Rather
+than teach each of those statements a second engine, the sync reads the Spark-built relations it
+joins (each synced segment's `seg_*` table and the goal segments its campaigns end on) into the
+state database under the same schema and table names first; every statement then runs unchanged,
+so exactly-once and the guardrails hold as they do on PostgreSQL.
+
+How a table crosses, in bounded memory:
+
+- Spark streams the result to Python as Arrow record batches (at most
+  `spark.sql.execution.arrow.maxRecordsPerBatch` rows each) over its local socket, and each batch
+  is written as it arrives: the Python side never holds more than one batch, whatever the size of
+  the segment. Nothing is converted row by row: pyarrow writes each batch as CSV and PostgreSQL
+  COPY reads it.
+- One PostgreSQL transaction per table: create a new table, COPY into it, drop the old one,
+  rename the new one into place, ANALYZE. A reader sees the previous table or the new one, never
+  half of either; a crash or a Spark error mid-copy rolls back and leaves the previous table.
+- A synced segment's table is swapped under that segment's sync lock, so it never changes under a
+  running sync of the same segment.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import re
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import sqlalchemy as sa
+
+from email_sync.errors import SegmentBusy
+from email_sync.segment_lock import segment_lock
+from email_sync.specs import SegmentSpec
+from onramp.errors import OnrampError
+from onramp.settings import Settings
+
+log = logging.getLogger(__name__)
+
+_QUOTED = re.compile(r'^"([A-Za-z_][A-Za-z0-9_]*)"\."([A-Za-z_][A-Za-z0-9_]*)"$')
+NEW_SUFFIX = "__spark_new"  # the table a copy fills before it is renamed into place
+
+
+class MirrorError(OnrampError):
+    """A Spark table could not be copied into the state database; the previous copy stands."""
+
+
+@dataclass(frozen=True)
+class Relation:
+    """One Spark table the sync reads; `segment` names the synced segment that owns it, if any."""
+
+    schema: str
+    table: str
+    segment: str | None = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.schema}.{self.table}"
+
+
+@dataclass
+class MirrorResult:
+    """What one mirror pass copied: tables, rows and seconds, and what it could not."""
+
+    tables: dict[str, int] = field(default_factory=dict)  # schema.table -> rows copied
+    missing: list[str] = field(default_factory=list)  # not on Spark: the stale copy was dropped
+    busy: list[str] = field(default_factory=list)  # segments a running sync holds: left as they are
+    seconds: float = 0.0
+
+    @property
+    def rows(self) -> int:
+        return sum(self.tables.values())
+
+    def describe(self) -> str:
+        """The one progress line `onramp sync` prints."""
+        line = (
+            f"read {self.rows:,} segment rows from Spark in {self.seconds:.1f} s "
+            f"({len(self.tables)} table{'s' if len(self.tables) != 1 else ''})"
+        )
+        if self.missing:
+            line += f"; not on Spark: {', '.join(self.missing)}"
+        if self.busy:
+            line += f"; being synced, not refreshed: {', '.join(self.busy)}"
+        return line
+
+
+def relations_for(specs: Iterable[SegmentSpec]) -> list[Relation]:
+    """Every warehouse relation a sync of `specs` reads: each segment's table (diff, guardrails,
+    list mirror, notifications, preview) and each campaign's goal segment (sequences)."""
+    found: dict[tuple[str, str], Relation] = {}
+    specs = list(specs)
+    for spec in specs:
+        table = spec.table or f"seg_{spec.name}"
+        found[(spec.schema, table)] = Relation(spec.schema, table, spec.name)
+    for spec in specs:
+        goal = spec.sequence.goal_relation if spec.sequence else None
+        if goal:
+            match = _QUOTED.match(goal)
+            if match is None:  # specs only ever build `"schema"."table"` from checked names
+                raise MirrorError(f"segment {spec.name}: unexpected goal relation {goal}")
+            found.setdefault((match[1], match[2]), Relation(match[1], match[2]))
+    return list(found.values())
+
+
+def mirror_for_sync(
+    engine: sa.Engine,
+    settings: Settings,
+    specs: Iterable[SegmentSpec],
+    *,
+    wait: bool = False,
+    spark: Any = None,
+) -> MirrorResult:
+    """Copy what a sync of `specs` reads from Spark into the state database (see the module
+    docstring). A segment whose sync is running elsewhere is left as it is (its own sync then
+    says it is busy, or, with `wait`, the copy waits for it)."""
+    if spark is None:
+        from onramp.spark import spark_session
+
+        spark = spark_session(settings)
+    result = MirrorResult()
+    started = time.perf_counter()
+    for rel in relations_for(specs):
+        try:
+            rows = mirror_relation(engine, spark, rel, wait=wait)
+        except SegmentBusy:
+            result.busy.append(rel.segment or rel.name)
+            continue
+        if rows is None:
+            result.missing.append(rel.name)
+        else:
+            result.tables[rel.name] = rows
+    result.seconds = time.perf_counter() - started
+    log.info("%s", result.describe())
+    return result
+
+
+def mirror_relation(
+    engine: sa.Engine, spark: Any, rel: Relation, *, wait: bool = False
+) -> int | None:
+    """Replace the state database's copy of `rel` with Spark's table in one transaction; the
+    number of rows, or None when Spark has no such table (then the stale copy is dropped, so the
+    sync says the segment is missing instead of reading yesterday's members)."""
+    with engine.connect() as conn:
+        if rel.segment is None:
+            return _copy(conn, spark, rel)
+        with segment_lock(conn, rel.segment, wait):
+            return _copy(conn, spark, rel)
+
+
+def _copy(conn: sa.Connection, spark: Any, rel: Relation) -> int | None:
+    from psycopg import sql
+
+    target = sql.Identifier(rel.schema, rel.table)
+    new = sql.Identifier(rel.schema, rel.table + NEW_SUFFIX)
+    if len(rel.table + NEW_SUFFIX) > 63:  # PostgreSQL would truncate the name silently
+        digest = hashlib.sha1(rel.table.encode()).hexdigest()[:16]
+        new = sql.Identifier(rel.schema, f"spark_new_{digest}")
+    if not spark.catalog.tableExists(rel.name):
+        with conn.begin():
+            _drop(conn, rel.schema, rel.table)
+        log.warning("%s is not on Spark: its copy in the state database was dropped", rel.name)
+        return None
+    frame = spark.table(rel.name)
+    columns = [_column(f) for f in frame.schema.fields]
+    frame = frame.selectExpr(*(c.select for c in columns))
+    raw = conn.connection.driver_connection  # psycopg 3: COPY in SQLAlchemy's transaction
+    rows = 0
+    try:
+        with conn.begin():
+            conn.exec_driver_sql(
+                sql.SQL("create schema if not exists {}")
+                .format(sql.Identifier(rel.schema))
+                .as_string(raw)
+            )
+            conn.exec_driver_sql(sql.SQL("drop table if exists {}").format(new).as_string(raw))
+            conn.exec_driver_sql(
+                sql.SQL("create table {} ({})")
+                .format(
+                    new,
+                    sql.SQL(", ").join(
+                        sql.SQL("{} {}").format(sql.Identifier(c.name), sql.SQL(c.pg_type))
+                        for c in columns
+                    ),
+                )
+                .as_string(raw)
+            )
+            copy_sql = sql.SQL("copy {} ({}) from stdin (format csv)").format(
+                new, sql.SQL(", ").join(sql.Identifier(c.name) for c in columns)
+            )
+            with raw.cursor() as cur, cur.copy(copy_sql) as copy:
+                for batch in arrow_batches(frame):
+                    rows += batch.num_rows
+                    copy.write(_csv(batch))
+            _drop(conn, rel.schema, rel.table)
+            conn.exec_driver_sql(
+                sql.SQL("alter table {} rename to {}")
+                .format(new, sql.Identifier(rel.table))
+                .as_string(raw)
+            )
+            # a fresh table has no statistics; the diff's plan depends on them
+            conn.exec_driver_sql(sql.SQL("analyze {}").format(target).as_string(raw))
+    except OnrampError:
+        raise
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise MirrorError(
+            f"copying {rel.name} from Spark failed, the previous copy stands: {first}"
+        ) from exc
+    return rows
+
+
+def _drop(conn: sa.Connection, schema: str, table: str) -> None:
+    """Drop the table (or a view left by a PostgreSQL build) if there is one."""
+    kind = conn.execute(
+        sa.text(
+            "select c.relkind from pg_class c join pg_namespace n on n.oid = c.relnamespace "
+            "where n.nspname = :schema and c.relname = :table"
+        ),
+        {"schema": schema, "table": table},
+    ).scalar()
+    if kind is None:
+        return
+    what = {"v": "view", "m": "materialized view"}.get(kind, "table")
+    conn.exec_driver_sql(f'drop {what} "{schema}"."{table}"')
+
+
+@dataclass(frozen=True)
+class _Column:
+    name: str
+    pg_type: str
+    select: str  # the Spark expression that gives a CSV-writable value
+
+
+def _column(f: Any) -> _Column:
+    """PostgreSQL type for a Spark field, and the Spark expression that makes it CSV-writable
+    (nested types travel as JSON text, binary as bytea's hex form)."""
+    from pyspark.sql import types as T
+
+    dt = f.dataType
+    quoted = f"`{f.name.replace('`', '``')}`"
+    simple = {
+        T.StringType: "text",
+        T.VarcharType: "text",
+        T.CharType: "text",
+        T.BooleanType: "boolean",
+        T.ByteType: "smallint",
+        T.ShortType: "smallint",
+        T.IntegerType: "integer",
+        T.LongType: "bigint",
+        T.FloatType: "real",
+        T.DoubleType: "double precision",
+        T.DateType: "date",
+        T.TimestampType: "timestamp with time zone",
+        T.TimestampNTZType: "timestamp without time zone",
+    }
+    for spark_type, pg_type in simple.items():
+        if isinstance(dt, spark_type):
+            return _Column(f.name, pg_type, quoted)
+    if isinstance(dt, T.DecimalType):
+        return _Column(f.name, f"numeric({dt.precision},{dt.scale})", quoted)
+    if isinstance(dt, T.BinaryType):
+        return _Column(f.name, "bytea", f"concat('\\\\x', hex({quoted})) as {quoted}")
+    if isinstance(dt, (T.ArrayType, T.MapType, T.StructType)):
+        return _Column(f.name, "jsonb", f"to_json({quoted}) as {quoted}")
+    return _Column(f.name, "text", f"cast({quoted} as string) as {quoted}")
+
+
+def _csv(batch: Any) -> bytes:
+    """One Arrow batch as PostgreSQL-readable CSV (a quoted "" is an empty string, nothing is
+    NULL), converted in pyarrow's C++ code."""
+    import pyarrow.csv as pa_csv
+
+    buf = io.BytesIO()
+    pa_csv.write_csv(batch, buf, pa_csv.WriteOptions(include_header=False))
+    return buf.getvalue()
+
+
+def arrow_batches(frame: Any) -> Iterator[Any]:
+    """The frame's rows as Arrow record batches, yielded as Spark sends them.
+
+    `DataFrame.toArrow()` collects every batch into one table first (memory grows with the
+    segment). Classic PySpark's `collectAsArrowToPython` streams the batches over a local socket
+    in the order the partitions finish, followed by their intended order; the order does not matter
+    for a table copy, so each batch is yielded on arrival and the trailer is only checked for the
+    JVM's error. A Spark Connect session (no JVM handle) is read slice by slice instead.
+    """
+    jdf = getattr(frame, "_jdf", None)
+    if jdf is None:
+        yield from _sliced_batches(frame)
+        return
+    from pyspark.errors.exceptions.captured import unwrap_spark_exception
+    from pyspark.traceback_utils import SCCallSiteSync
+    from pyspark.util import _load_from_socket
+
+    with SCCallSiteSync(frame.sparkSession.sparkContext):
+        port, secret, server = jdf.collectAsArrowToPython()
+    try:
+        with _load_from_socket((port, secret), _arrival_order()) as stream:
+            yield from stream
+    finally:
+        with unwrap_spark_exception():
+            server.getResult()  # re-raises what failed in the JVM's serving thread
+
+
+def _arrival_order() -> Any:
+    """A serializer for the Arrow collect stream that yields batches as they arrive."""
+    from pyspark.serializers import UTF8Deserializer, read_int
+    from pyspark.sql.pandas.serializers import ArrowStreamSerializer
+
+    class ArrivalOrder(ArrowStreamSerializer):
+        """The Arrow collect stream without the reordering (which holds every batch)."""
+
+        def load_stream(self, stream: Any) -> Iterator[Any]:
+            yield from super().load_stream(stream)
+            count = read_int(stream)
+            if count == -1:
+                raise MirrorError(f"Spark failed: {UTF8Deserializer().loads(stream)}")
+            for _ in range(count):
+                read_int(stream)
+
+    return ArrivalOrder()
+
+
+SLICE_ROWS = 100_000  # rows per slice on Spark Connect, where no batch stream is exposed
+
+
+def _sliced_batches(frame: Any) -> Iterator[Any]:
+    """Spark Connect: slices of about SLICE_ROWS rows by a hash of every column, each fetched with
+    `toArrow()`; memory holds one slice."""
+    from pyspark.sql import functions as F
+
+    total = frame.count()
+    slices = max(1, -(-total // SLICE_ROWS))
+    bucket = F.pmod(F.xxhash64(*[F.col(c) for c in frame.columns]), F.lit(slices))
+    for i in range(slices):
+        yield from frame.where(bucket == i).toArrow().to_batches()
+
+
+def spark_events_freshness(settings: Settings, as_of: date, max_lag_hours: float) -> Any:
+    """`onramp.freshness.raw_events_freshness` for raw events that live on Spark: the latest
+    `raw.api_events.occurred_at` before the end of the as-of day (no table counts as no events)."""
+    import datetime as dt
+
+    from onramp.freshness import EventFreshness
+    from onramp.spark import spark_session
+
+    spark = spark_session(settings)
+    probe = EventFreshness(as_of=as_of, latest_event_at=None, max_lag_hours=max_lag_hours)
+    latest = None
+    if spark.catalog.tableExists("raw.api_events"):
+        end = probe.as_of_end.strftime("%Y-%m-%d %H:%M:%S")
+        # formatted in Spark (session time zone UTC): pyspark would hand back a naive datetime
+        # in the Python process's local zone
+        text = spark.sql(
+            "select date_format(max(occurred_at), 'yyyy-MM-dd HH:mm:ss.SSSSSS') as latest "
+            f"from raw.api_events where occurred_at < timestamp'{end}+00:00'"
+        ).collect()[0]["latest"]
+        if text is not None:
+            latest = dt.datetime.fromisoformat(text).replace(tzinfo=dt.UTC)
+    return EventFreshness(as_of=as_of, latest_event_at=latest, max_lag_hours=max_lag_hours)

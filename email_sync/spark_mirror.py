@@ -9,11 +9,11 @@ so exactly-once and the guardrails hold as they do on PostgreSQL.
 
 How a table crosses, in bounded memory:
 
-- Spark streams the result to Python as Arrow record batches (at most
-  `spark.sql.execution.arrow.maxRecordsPerBatch` rows each) over its local socket, and each batch
-  is written as it arrives: the Python side never holds more than one batch, whatever the size of
-  the segment. Nothing is converted row by row: pyarrow writes each batch as CSV and PostgreSQL
-  COPY reads it.
+- Spark serves the table to Python as Arrow record batches (at most
+  `spark.sql.execution.arrow.maxRecordsPerBatch` rows each), one partition at a time, and each
+  batch is written as it arrives: Python holds one batch and the driver JVM two partitions of at
+  most PARTITION_ROWS rows, whatever the size of the segment. Nothing is converted row by row:
+  pyarrow writes each batch as CSV and PostgreSQL COPY reads it.
 - One PostgreSQL transaction per table: create a new table, COPY into it, drop the old one,
   rename the new one into place, ANALYZE. A reader sees the previous table or the new one, never
   half of either; a crash or a Spark error mid-copy rolls back and leaves the previous table.
@@ -281,50 +281,54 @@ def _csv(batch: Any) -> bytes:
     return buf.getvalue()
 
 
-def arrow_batches(frame: Any) -> Iterator[Any]:
-    """The frame's rows as Arrow record batches, yielded as Spark sends them.
+PARTITION_ROWS = 200_000  # at most this many rows per Spark partition while a table crosses
 
-    `DataFrame.toArrow()` collects every batch into one table first (memory grows with the
-    segment). Classic PySpark's `collectAsArrowToPython` streams the batches over a local socket
-    in the order the partitions finish, followed by their intended order; the order does not matter
-    for a table copy, so each batch is yielded on arrival and the trailer is only checked for the
-    JVM's error. A Spark Connect session (no JVM handle) is read slice by slice instead.
+
+def arrow_batches(frame: Any) -> Iterator[Any]:
+    """The frame's rows as Arrow record batches, one partition at a time.
+
+    `DataFrame.toArrow()` and `_collect_as_arrow()` gather every batch first, and Spark's Arrow
+    collect holds finished partitions in the driver while Python reads: memory grows with the
+    segment. Here the JVM serves the frame's Arrow batches (`toArrowBatchRdd`, at most
+    `spark.sql.execution.arrow.maxRecordsPerBatch` rows each) with `toLocalIterator`'s protocol:
+    one partition is computed while the previous one is read, and a frame whose partitions would
+    exceed PARTITION_ROWS is repartitioned first. So the driver holds at most two partitions and
+    Python one batch, however large the table. A Spark Connect session (no JVM handle) is read
+    in slices instead. The rows are counted first and checked at the end: a table rewritten while
+    it was read fails the copy rather than crossing half.
     """
     jdf = getattr(frame, "_jdf", None)
     if jdf is None:
         yield from _sliced_batches(frame)
         return
-    from pyspark.errors.exceptions.captured import unwrap_spark_exception
+    import pyarrow as pa
+    from pyspark.serializers import NoOpSerializer
+    from pyspark.sql.pandas.types import to_arrow_schema
     from pyspark.traceback_utils import SCCallSiteSync
-    from pyspark.util import _load_from_socket
+    from pyspark.util import _local_iterator_from_socket
 
-    with SCCallSiteSync(frame.sparkSession.sparkContext):
-        port, secret, server = jdf.collectAsArrowToPython()
-    try:
-        with _load_from_socket((port, secret), _arrival_order()) as stream:
-            yield from stream
-    finally:
-        with unwrap_spark_exception():
-            server.getResult()  # re-raises what failed in the JVM's serving thread
-
-
-def _arrival_order() -> Any:
-    """A serializer for the Arrow collect stream that yields batches as they arrive."""
-    from pyspark.serializers import UTF8Deserializer, read_int
-    from pyspark.sql.pandas.serializers import ArrowStreamSerializer
-
-    class ArrivalOrder(ArrowStreamSerializer):
-        """The Arrow collect stream without the reordering (which holds every batch)."""
-
-        def load_stream(self, stream: Any) -> Iterator[Any]:
-            yield from super().load_stream(stream)
-            count = read_int(stream)
-            if count == -1:
-                raise MirrorError(f"Spark failed: {UTF8Deserializer().loads(stream)}")
-            for _ in range(count):
-                read_int(stream)
-
-    return ArrivalOrder()
+    expected = frame.count()
+    batches = jdf.toArrowBatchRdd()
+    if expected > max(batches.getNumPartitions(), 1) * PARTITION_ROWS:
+        frame = frame.repartition(-(-expected // PARTITION_ROWS))
+        batches = frame._jdf.toArrowBatchRdd()
+    conf = frame.sparkSession.conf
+    schema = to_arrow_schema(
+        frame.schema,
+        timezone=conf.get("spark.sql.session.timeZone"),
+        prefers_large_types=conf.get("spark.sql.execution.arrow.useLargeVarTypes", "false")
+        == "true",
+    )
+    context = frame.sparkSession.sparkContext
+    with SCCallSiteSync(context):
+        sock_info = context._jvm.PythonRDD.toLocalIteratorAndServe(batches, True)
+    seen = 0
+    for message in _local_iterator_from_socket(sock_info, NoOpSerializer()):
+        batch = pa.ipc.read_record_batch(pa.py_buffer(message), schema)
+        seen += batch.num_rows
+        yield batch
+    if seen != expected:
+        raise MirrorError(f"Spark sent {seen:,} of {expected:,} rows: the table changed mid-read")
 
 
 SLICE_ROWS = 100_000  # rows per slice on Spark Connect, where no batch stream is exposed

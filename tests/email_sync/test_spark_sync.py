@@ -19,10 +19,18 @@ from click.testing import CliRunner
 
 from cli.main import cli
 from email_sync import spark_mirror
-from email_sync.spark_mirror import MirrorError, Relation, arrow_batches, mirror_relation
+from email_sync.spark_mirror import (
+    MirrorError,
+    Relation,
+    arrow_batches,
+    mirror_relation,
+    relations_for,
+)
+from email_sync.specs import resolve_goals, spec_from_meta
 from onramp.settings import Settings
 from tests.email_sync.conftest import member
 from tests.email_sync.test_commands import write_manifest
+from tests.email_sync.test_sequences import seq_spec
 
 PG_TO_ARROW = {
     "text": "string",
@@ -96,6 +104,20 @@ def pg_types(engine: sa.Engine, table: str) -> dict[str, str]:
                 {"t": table},
             ).all()
         )
+
+
+def test_a_sync_reads_its_segments_and_their_campaigns_goal_segments():
+    nurture = seq_spec("nurture", goal={"enters": "production"})
+    listed = spec_from_meta("stage_sandbox", {"list": "Sandbox"})
+    known = {n: f'"segments"."seg_{n}"' for n in ("nurture", "production", "stage_sandbox")}
+
+    relations = relations_for(resolve_goals([nurture, listed], known))
+
+    assert relations == [
+        Relation("segments", "seg_nurture", "nurture"),
+        Relation("segments", "seg_stage_sandbox", "stage_sandbox"),
+        Relation("segments", "seg_production"),  # read by the goal check, not synced: no lock
+    ]
 
 
 def test_mirror_swaps_in_spark_table_with_its_types_and_keeps_it_on_a_crash(

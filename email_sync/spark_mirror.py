@@ -346,9 +346,11 @@ def _sliced_batches(frame: Any) -> Iterator[Any]:
         yield from frame.where(bucket == i).toArrow().to_batches()
 
 
-def spark_events_freshness(settings: Settings, as_of: date, max_lag_hours: float) -> Any:
+def spark_events_freshness(
+    settings: Settings, as_of: date, max_lag_hours: float, *, table: str = "raw.api_events"
+) -> Any:
     """`onramp.freshness.raw_events_freshness` for raw events that live on Spark: the latest
-    `raw.api_events.occurred_at` before the end of the as-of day (no table counts as no events)."""
+    `occurred_at` of `table` before the end of the as-of day (no table counts as no events)."""
     import datetime as dt
 
     from onramp.freshness import EventFreshness
@@ -357,13 +359,13 @@ def spark_events_freshness(settings: Settings, as_of: date, max_lag_hours: float
     spark = spark_session(settings)
     probe = EventFreshness(as_of=as_of, latest_event_at=None, max_lag_hours=max_lag_hours)
     latest = None
-    if spark.catalog.tableExists("raw.api_events"):
+    if spark.catalog.tableExists(table):
         end = probe.as_of_end.strftime("%Y-%m-%d %H:%M:%S")
         # formatted in Spark (session time zone UTC): pyspark would hand back a naive datetime
         # in the Python process's local zone
         text = spark.sql(
             "select date_format(max(occurred_at), 'yyyy-MM-dd HH:mm:ss.SSSSSS') as latest "
-            f"from raw.api_events where occurred_at < timestamp'{end}+00:00'"
+            f"from {table} where occurred_at < timestamp'{end}+00:00'"
         ).collect()[0]["latest"]
         if text is not None:
             latest = dt.datetime.fromisoformat(text).replace(tzinfo=dt.UTC)

@@ -25,12 +25,17 @@ from email_sync.spark_mirror import (
     arrow_batches,
     mirror_relation,
     relations_for,
+    spark_events_freshness,
 )
 from email_sync.specs import resolve_goals, spec_from_meta
 from onramp.settings import Settings
 from tests.email_sync.conftest import member
 from tests.email_sync.test_commands import write_manifest
 from tests.email_sync.test_sequences import seq_spec
+
+# Spark database (and PostgreSQL schema of the copies) of these tests: the Spark session is one
+# per process, so in a whole-suite run the dbt-on-Spark tests' `segments` must stay theirs.
+DB = "spark_sync_tests"
 
 PG_TO_ARROW = {
     "text": "string",
@@ -50,13 +55,20 @@ def spark(onramp_home: Path) -> Any:
     if problem:
         pytest.skip(problem)
     session = spark_session(dataclasses.replace(Settings.from_env(), home=onramp_home))
-    session.sql("create database if not exists segments")
+    session.sql(f"create database if not exists {DB}")
     return session
 
 
+@pytest.fixture(autouse=True)
+def clean_spark_copies(engine: sa.Engine) -> None:
+    """The copies these tests make in PostgreSQL live in their own schema, dropped first."""
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"drop schema if exists {DB} cascade"))
+
+
 def pg_to_spark(engine: sa.Engine, spark: Any, table: str) -> None:
-    """Copy segments.<table> from PostgreSQL to a Parquet table of the same name on Spark, typed
-    from PostgreSQL's columns (as dbt on Spark would leave it)."""
+    """Copy segments.<table> from PostgreSQL to a Parquet table of the same name in DB on Spark,
+    typed from PostgreSQL's columns (as dbt on Spark would leave it)."""
     import pyarrow as pa
 
     with engine.connect() as conn:
@@ -79,7 +91,7 @@ def pg_to_spark(engine: sa.Engine, spark: Any, table: str) -> None:
     schema = pa.schema([(name, arrow_type(pg)) for name, pg in types])
     data = pa.Table.from_pylist([dict(r) for r in rows], schema=schema)
     frame = spark.createDataFrame(data) if rows else spark.createDataFrame([], _spark_schema(data))
-    frame.write.mode("overwrite").format("parquet").saveAsTable(f"segments.{table}")
+    frame.write.mode("overwrite").format("parquet").saveAsTable(f"{DB}.{table}")
 
 
 def _spark_schema(data: Any) -> Any:
@@ -99,9 +111,9 @@ def pg_types(engine: sa.Engine, table: str) -> dict[str, str]:
             conn.execute(
                 sa.text(
                     "select column_name, data_type from information_schema.columns "
-                    "where table_schema = 'segments' and table_name = :t"
+                    "where table_schema = :s and table_name = :t"
                 ),
-                {"t": table},
+                {"s": DB, "t": table},
             ).all()
         )
 
@@ -125,11 +137,13 @@ def test_mirror_swaps_in_spark_table_with_its_types_and_keeps_it_on_a_crash(
 ):
     """One Spark table of every type a segment uses replaces an older copy; a failure in the
     middle of the next copy leaves that copy whole; an empty table crosses as an empty table."""
-    segments.create("typed", [member(1)])  # yesterday's copy, other columns
-    spark.sql("drop table if exists segments.seg_typed")
+    with engine.begin() as conn:  # yesterday's copy, other columns
+        conn.execute(sa.text(f"create schema {DB}"))
+        conn.execute(sa.text(f"create table {DB}.seg_typed as select 'old' as member_key, 1 as n"))
+    spark.sql(f"drop table if exists {DB}.seg_typed")
     spark.sql(
-        """
-        create table segments.seg_typed using parquet as
+        f"""
+        create table {DB}.seg_typed using parquet as
         select * from values
             ('k1', true, 7, 10000000000L, date'2026-11-02', timestamp'2026-11-02 10:30:00',
              cast(12.50 as decimal(12,2)), 0.25d, array('a', 'b'), 'plain'),
@@ -140,12 +154,12 @@ def test_mirror_swaps_in_spark_table_with_its_types_and_keeps_it_on_a_crash(
                  note)
         """
     )
-    rel = Relation("segments", "seg_typed", "typed")
+    rel = Relation(DB, "seg_typed", "typed")
 
     assert mirror_relation(engine, spark, rel) == 3
 
     utc = dt.UTC
-    assert pg_rows(engine, "segments.seg_typed") == [
+    assert pg_rows(engine, f"{DB}.seg_typed") == [
         (
             "k1",
             True,
@@ -191,10 +205,10 @@ def test_mirror_swaps_in_spark_table_with_its_types_and_keeps_it_on_a_crash(
         raise RuntimeError("executor lost")
 
     monkeypatch.setattr(spark_mirror, "arrow_batches", crashing)
-    with pytest.raises(MirrorError, match=r"^copying segments.seg_typed from Spark failed, the "):
+    with pytest.raises(MirrorError, match=rf"^copying {DB}.seg_typed from Spark failed, the "):
         mirror_relation(engine, spark, rel)
     monkeypatch.undo()
-    assert len(pg_rows(engine, "segments.seg_typed")) == 3
+    assert len(pg_rows(engine, f"{DB}.seg_typed")) == 3
     with engine.connect() as conn:
         leftovers = conn.execute(
             sa.text("select count(*) from pg_tables where tablename like '%spark_new%'")
@@ -205,13 +219,13 @@ def test_mirror_swaps_in_spark_table_with_its_types_and_keeps_it_on_a_crash(
     with pytest.raises(Exception, match="boom"):
         list(arrow_batches(spark.range(3).selectExpr("raise_error('boom') as x")))
 
-    spark.sql("truncate table segments.seg_typed")
+    spark.sql(f"truncate table {DB}.seg_typed")
     assert mirror_relation(engine, spark, rel) == 0
-    assert pg_rows(engine, "segments.seg_typed") == []
+    assert pg_rows(engine, f"{DB}.seg_typed") == []
     assert "tags" in pg_types(engine, "seg_typed")
 
     # Gone from Spark: the stale copy goes too, so the sync says the segment is missing.
-    spark.sql("drop table segments.seg_typed")
+    spark.sql(f"drop table {DB}.seg_typed")
     assert mirror_relation(engine, spark, rel) is None
     assert pg_types(engine, "seg_typed") == {}
 
@@ -270,6 +284,10 @@ def test_sync_from_spark_sends_the_same_emails_as_from_postgres_exactly_once(
     with engine.begin() as conn:
         conn.execute(sa.text("drop schema segments cascade"))
         conn.execute(sa.text("drop schema email_sync cascade"))
+    on_spark_manifest = json.loads(manifest.read_text())
+    for node in on_spark_manifest["nodes"].values():
+        node["schema"] = DB
+    manifest.write_text(json.dumps(on_spark_manifest))
     monkeypatch.setenv("ONRAMP_HOME", str(tmp_path / "spark_home"))
     monkeypatch.setenv("ONRAMP_WAREHOUSE", "spark")
     monkeypatch.setattr("onramp.spark.spark_session", lambda settings=None: spark)
@@ -293,3 +311,20 @@ def test_sync_from_spark_sends_the_same_emails_as_from_postgres_exactly_once(
     assert {r[0]: r[4] for r in rows} == dict.fromkeys(SEGMENTS, "0")  # sent: 0
     index = tmp_path / "spark_home" / "outbox" / "index.jsonl"
     assert len([json.loads(line) for line in index.read_text().splitlines()]) == 3
+
+
+def test_raw_event_freshness_is_read_on_spark(spark):
+    spark.sql(f"drop table if exists {DB}.api_events")
+    spark.sql(
+        f"create table {DB}.api_events using parquet as select * from values "
+        "(timestamp'2026-11-26 21:15:00'), (timestamp'2026-11-27 03:00:00') as t(occurred_at)"
+    )
+    settings = Settings.from_env()
+
+    fresh = spark_events_freshness(settings, dt.date(2026, 11, 26), 24, table=f"{DB}.api_events")
+    stale = spark_events_freshness(settings, dt.date(2026, 11, 30), 24, table=f"{DB}.api_events")
+    none = spark_events_freshness(settings, dt.date(2026, 11, 26), 24, table=f"{DB}.nothing")
+
+    assert fresh.latest_event_at == dt.datetime(2026, 11, 26, 21, 15, tzinfo=dt.UTC)  # not the 27th
+    assert fresh.fresh and not stale.fresh
+    assert none.latest_event_at is None and not none.fresh

@@ -200,8 +200,14 @@ def preview(campaign: str, step: int, developer: str | None, html_file: Path | N
     if spec.sequence is None:
         raise OnrampError(f"segment {spec.name} has no email (only a list); nothing to preview")
     renderer = Renderer(sender=settings.email_from)
-    with get_engine(settings).connect() as conn:
-        member, source = find_member(conn, spec, developer)
+    if settings.warehouse == "spark":
+        from email_sync.preview import find_member_on_spark
+        from onramp.spark import spark_session
+
+        member, source = find_member_on_spark(spark_session(settings), spec, developer)
+    else:
+        with get_engine(settings).connect() as conn:
+            member, source = find_member(conn, spec, developer)
     rendered = render_step(renderer, spec, step, member)
     seq_step = spec.sequence.step(step)
     click.echo(

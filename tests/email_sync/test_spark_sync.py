@@ -275,6 +275,9 @@ def test_sync_from_spark_sends_the_same_emails_as_from_postgres_exactly_once(
     monkeypatch.setenv("ONRAMP_HOME", str(tmp_path / "pg_home"))
     on_postgres = runner.invoke(cli, args)
     assert on_postgres.exit_code == 0, on_postgres.output
+    preview = ["preview", "quota_exceeded", "--developer", "dev-0005"]
+    preview_on_postgres = runner.invoke(cli, preview)
+    assert preview_on_postgres.exit_code == 0, preview_on_postgres.output
     pg_emails = outbox_emails(tmp_path / "pg_home" / "outbox")
     assert len(pg_emails) == 3  # 1 welcome (one without consent, one invalid) + 2 quota emails
 
@@ -302,6 +305,10 @@ def test_sync_from_spark_sends_the_same_emails_as_from_postgres_exactly_once(
     assert sorted(p.name for p in lists.iterdir()) == sorted(
         p.name for p in (tmp_path / "pg_home" / "outbox" / "lists").iterdir()
     )
+
+    preview_on_spark = runner.invoke(cli, preview)  # one row read on Spark, nothing copied
+    assert preview_on_spark.output == preview_on_postgres.output
+    assert "its 10,000 calls for this month (104% used)" in preview_on_spark.output
 
     again = runner.invoke(cli, args)
 

@@ -19,10 +19,12 @@ from click.testing import CliRunner
 
 from cli.main import cli
 from email_sync import spark_mirror
+from email_sync.segment_lock import segment_lock
 from email_sync.spark_mirror import (
     MirrorError,
     Relation,
     arrow_batches,
+    mirror_for_sync,
     mirror_relation,
     relations_for,
     spark_events_freshness,
@@ -155,6 +157,7 @@ def test_mirror_swaps_in_spark_table_with_its_types_and_keeps_it_on_a_crash(
         """
     )
     rel = Relation(DB, "seg_typed", "typed")
+    typed_spec = spec_from_meta("typed", {"list": "Typed"}, schema=DB, table="seg_typed")
 
     assert mirror_relation(engine, spark, rel) == 3
 
@@ -214,6 +217,12 @@ def test_mirror_swaps_in_spark_table_with_its_types_and_keeps_it_on_a_crash(
             sa.text("select count(*) from pg_tables where tablename like '%spark_new%'")
         ).scalar_one()
     assert leftovers == 0
+
+    # A sync of the segment is running elsewhere: its table is left alone, not swapped under it.
+    with engine.connect() as other, segment_lock(other, "typed", wait=False):
+        busy = mirror_for_sync(engine, Settings.from_env(), [typed_spec], spark=spark)
+    assert busy.busy == ["typed"] and busy.tables == {}
+    assert "being synced, not refreshed: typed" in busy.describe()
 
     # Spark's own error mid-stream (the JVM fails the job) surfaces, too.
     with pytest.raises(Exception, match="boom"):

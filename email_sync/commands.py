@@ -121,16 +121,19 @@ def sync(
         return
     engine = get_engine(settings)
     day = parse_as_of(as_of)
+    not_copied: dict[str, str] = {}
     if settings.warehouse == "spark":
         # the segments live on Spark; the sync's SQL reads copies in the state database
         from email_sync.spark_mirror import mirror_for_sync
 
-        click.echo(mirror_for_sync(engine, settings, specs, wait=wait).describe())
-    held = held_back(engine, settings, specs, day)
+        mirrored = mirror_for_sync(engine, settings, specs, wait=wait)
+        click.echo(mirrored.describe())
+        not_copied = mirrored.unusable(specs)
+    held = held_back(engine, settings, [s for s in specs if s.name not in not_copied], day)
     outcomes = sync_all(
         engine,
         settings,
-        [s for s in specs if s.name not in held],
+        [s for s in specs if s.name not in held and s.name not in not_copied],
         day,
         dry_run,
         allow_large,
@@ -173,9 +176,11 @@ def sync(
             click.echo(text)
     for name, why in held.items():
         click.echo(f"{name}: sends held back, {why}; nothing recorded, the next sync sends")
+    for name, why in not_copied.items():
+        click.echo(f"error: {name} not synced: {why}", err=True)
     for exc in errors:
         click.echo(f"error: {exc}", err=True)
-    if errors:
+    if errors or not_copied:
         sys.exit(1)
 
 

@@ -35,7 +35,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from email_sync.errors import SegmentBusy
+from email_sync.errors import SegmentBusy, one_line
 from email_sync.segment_lock import segment_lock
 from email_sync.specs import SegmentSpec
 from onramp.errors import OnrampError
@@ -71,7 +71,18 @@ class MirrorResult:
     tables: dict[str, int] = field(default_factory=dict)  # schema.table -> rows copied
     missing: list[str] = field(default_factory=list)  # not on Spark: the stale copy was dropped
     busy: list[str] = field(default_factory=list)  # segments a running sync holds: left as they are
+    failed: dict[str, str] = field(default_factory=dict)  # schema.table -> why (old copy stands)
     seconds: float = 0.0
+
+    def unusable(self, specs: Iterable[SegmentSpec]) -> dict[str, str]:
+        """Segment name -> why it must not sync now: its table, or its campaign's goal table,
+        failed to copy (syncing would decide on yesterday's members)."""
+        out = {}
+        for spec in specs:
+            for rel in relations_for([spec]):
+                if rel.name in self.failed:
+                    out.setdefault(spec.name, self.failed[rel.name])
+        return out
 
     @property
     def rows(self) -> int:
@@ -87,6 +98,8 @@ class MirrorResult:
             line += f"; not on Spark: {', '.join(self.missing)}"
         if self.busy:
             line += f"; being synced, not refreshed: {', '.join(self.busy)}"
+        if self.failed:
+            line += f"; failed: {', '.join(self.failed)}"
         return line
 
 
@@ -130,6 +143,10 @@ def mirror_for_sync(
             rows = mirror_relation(engine, spark, rel, wait=wait)
         except SegmentBusy:
             result.busy.append(rel.segment or rel.name)
+            continue
+        except MirrorError as exc:  # one table's failure does not stop the others
+            log.error("%s", exc)
+            result.failed[rel.name] = str(exc)
             continue
         if rows is None:
             result.missing.append(rel.name)
@@ -205,12 +222,9 @@ def _copy(conn: sa.Connection, spark: Any, rel: Relation) -> int | None:
             )
             # a fresh table has no statistics; the diff's plan depends on them
             conn.exec_driver_sql(sql.SQL("analyze {}").format(target).as_string(raw))
-    except OnrampError:
-        raise
     except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise MirrorError(
-            f"copying {rel.name} from Spark failed, the previous copy stands: {first}"
+            f"copying {rel.name} from Spark failed, the previous copy stands: {one_line(exc)}"
         ) from exc
     return rows
 

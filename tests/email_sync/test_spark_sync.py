@@ -21,7 +21,6 @@ from cli.main import cli
 from email_sync import spark_mirror
 from email_sync.segment_lock import segment_lock
 from email_sync.spark_mirror import (
-    MirrorError,
     Relation,
     arrow_batches,
     mirror_for_sync,
@@ -208,9 +207,13 @@ def test_mirror_swaps_in_spark_table_with_its_types_and_keeps_it_on_a_crash(
         raise RuntimeError("executor lost")
 
     monkeypatch.setattr(spark_mirror, "arrow_batches", crashing)
-    with pytest.raises(MirrorError, match=rf"^copying {DB}.seg_typed from Spark failed, the "):
-        mirror_relation(engine, spark, rel)
+    crashed = mirror_for_sync(engine, Settings.from_env(), [typed_spec], spark=spark)
     monkeypatch.undo()
+    why = crashed.failed[f"{DB}.seg_typed"]
+    assert why == (
+        f"copying {DB}.seg_typed from Spark failed, the previous copy stands: executor lost"
+    )
+    assert crashed.unusable([typed_spec]) == {"typed": why}  # `onramp sync` skips it, exits 1
     assert len(pg_rows(engine, f"{DB}.seg_typed")) == 3
     with engine.connect() as conn:
         leftovers = conn.execute(

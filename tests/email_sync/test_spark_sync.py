@@ -147,12 +147,12 @@ def test_mirror_swaps_in_spark_table_with_its_types_and_keeps_it_on_a_crash(
         create table {DB}.seg_typed using parquet as
         select * from values
             ('k1', true, 7, 10000000000L, date'2026-11-02', timestamp'2026-11-02 10:30:00',
-             cast(12.50 as decimal(12,2)), 0.25d, array('a', 'b'), 'plain'),
-            ('k2', null, null, null, null, null, null, null, null, ''),
+             cast(12.50 as decimal(12,2)), 0.25d, array('a', 'b'), 'plain', X'6162'),
+            ('k2', null, null, null, null, null, null, null, null, '', null),
             ('k3', false, -1, 0L, date'2026-01-01', timestamp'2026-01-01 00:00:00.123456',
-             cast(-0.01 as decimal(12,2)), 1e20d, array(), 'a, "quoted"\nline')
+             cast(-0.01 as decimal(12,2)), 1e20d, array(), 'a, "quoted"\nline', X'')
             as t(member_key, opt_in, days, calls, signup_day, last_call_at, pct, ratio, tags,
-                 note)
+                 note, raw)
         """
     )
     rel = Relation(DB, "seg_typed", "typed")
@@ -173,8 +173,9 @@ def test_mirror_swaps_in_spark_table_with_its_types_and_keeps_it_on_a_crash(
             0.25,
             ["a", "b"],
             "plain",
+            b"ab",
         ),
-        ("k2", None, None, None, None, None, None, None, None, ""),
+        ("k2", None, None, None, None, None, None, None, None, "", None),
         (
             "k3",
             False,
@@ -186,6 +187,7 @@ def test_mirror_swaps_in_spark_table_with_its_types_and_keeps_it_on_a_crash(
             1e20,
             [],
             'a, "quoted"\nline',
+            b"",
         ),
     ]
     assert pg_types(engine, "seg_typed") == {
@@ -199,6 +201,7 @@ def test_mirror_swaps_in_spark_table_with_its_types_and_keeps_it_on_a_crash(
         "ratio": "double precision",
         "tags": "jsonb",
         "note": "text",
+        "raw": "bytea",
     }
 
     # A crash after the first batch has reached PostgreSQL: the copy above stands, whole.

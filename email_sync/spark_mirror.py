@@ -19,6 +19,8 @@ How a table crosses, in bounded memory:
   half of either; a crash or a Spark error mid-copy rolls back and leaves the previous table.
 - A synced segment's table is swapped under that segment's sync lock, so it never changes under a
   running sync of the same segment.
+- The copy's table comment carries a fingerprint of the Spark table's schema and data files:
+  with no write on Spark since the last copy, the next sync reads nothing from Spark.
 """
 
 from __future__ import annotations
@@ -69,6 +71,7 @@ class MirrorResult:
     """What one mirror pass copied: tables, rows and seconds, and what it could not."""
 
     tables: dict[str, int] = field(default_factory=dict)  # schema.table -> rows copied
+    unchanged: list[str] = field(default_factory=list)  # same Spark files as the copy: not read
     missing: list[str] = field(default_factory=list)  # not on Spark: the stale copy was dropped
     busy: list[str] = field(default_factory=list)  # segments a running sync holds: left as they are
     failed: dict[str, str] = field(default_factory=dict)  # schema.table -> why (old copy stands)
@@ -94,6 +97,8 @@ class MirrorResult:
             f"read {self.rows:,} segment rows from Spark in {self.seconds:.1f} s "
             f"({len(self.tables)} table{'s' if len(self.tables) != 1 else ''})"
         )
+        if self.unchanged:
+            line += f"; unchanged since the last copy: {', '.join(self.unchanged)}"
         if self.missing:
             line += f"; not on Spark: {', '.join(self.missing)}"
         if self.busy:
@@ -139,6 +144,9 @@ def mirror_for_sync(
     result = MirrorResult()
     started = time.perf_counter()
     for rel in relations_for(specs):
+        if is_current(engine, spark, rel):
+            result.unchanged.append(rel.name)
+            continue
         try:
             rows = mirror_relation(engine, spark, rel, wait=wait)
         except SegmentBusy:
@@ -155,6 +163,41 @@ def mirror_for_sync(
     result.seconds = time.perf_counter() - started
     log.info("%s", result.describe())
     return result
+
+
+COMMENT = "onramp: copy of the Spark table, source "  # + fingerprint, on the PostgreSQL copy
+
+
+def source_fingerprint(spark: Any, name: str) -> str | None:
+    """What identifies the Spark table's current contents: its schema and data files (Spark
+    writes new file names on every write), or None when that cannot be told (no files listed,
+    not a file-based table): then the table is always copied."""
+    try:
+        frame = spark.table(name)
+        files = sorted(frame.inputFiles())
+    except Exception:  # no fingerprint just means "copy it"
+        return None
+    if not files:
+        return None
+    text = "\n".join([frame.schema.simpleString(), *files])
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def is_current(engine: sa.Engine, spark: Any, rel: Relation) -> bool:
+    """Whether the state database's copy was made from the Spark table's current files, so the
+    copy can be skipped (a second sync without a rebuild reads nothing from Spark)."""
+    if not spark.catalog.tableExists(rel.name):
+        return False
+    spark.catalog.refreshTable(rel.name)  # another process (dbt) may have rewritten it
+    fingerprint = source_fingerprint(spark, rel.name)
+    if fingerprint is None:
+        return False
+    with engine.connect() as conn:
+        comment = conn.execute(
+            sa.text("select obj_description(to_regclass(:rel), 'pg_class')"),
+            {"rel": f'"{rel.schema}"."{rel.table}"'},
+        ).scalar()
+    return comment == COMMENT + fingerprint
 
 
 def mirror_relation(
@@ -183,6 +226,8 @@ def _copy(conn: sa.Connection, spark: Any, rel: Relation) -> int | None:
             _drop(conn, rel.schema, rel.table)
         log.warning("%s is not on Spark: its copy in the state database was dropped", rel.name)
         return None
+    spark.catalog.refreshTable(rel.name)  # another process (dbt) may have rewritten it
+    fingerprint = source_fingerprint(spark, rel.name)
     frame = spark.table(rel.name)
     columns = [_column(f) for f in frame.schema.fields]
     frame = frame.selectExpr(*(c.select for c in columns))
@@ -214,6 +259,12 @@ def _copy(conn: sa.Connection, spark: Any, rel: Relation) -> int | None:
                 for batch in arrow_batches(frame):
                     rows += batch.num_rows
                     copy.write(_csv(batch))
+            if fingerprint is not None:
+                conn.exec_driver_sql(
+                    sql.SQL("comment on table {} is {}")
+                    .format(new, sql.Literal(COMMENT + fingerprint))
+                    .as_string(raw)
+                )
             _drop(conn, rel.schema, rel.table)
             conn.exec_driver_sql(
                 sql.SQL("alter table {} rename to {}")

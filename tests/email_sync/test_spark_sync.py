@@ -204,6 +204,11 @@ def test_mirror_swaps_in_spark_table_with_its_types_and_keeps_it_on_a_crash(
         "raw": "bytea",
     }
 
+    # Nothing rewritten on Spark since: the next sync reads nothing; a write there changes that.
+    unchanged = mirror_for_sync(engine, Settings.from_env(), [typed_spec], spark=spark)
+    assert unchanged.unchanged == [f"{DB}.seg_typed"] and unchanged.tables == {}
+    spark.sql(f"insert into {DB}.seg_typed (member_key) values ('k4')")
+
     # A crash after the first batch has reached PostgreSQL: the copy above stands, whole.
     def crashing(frame):
         yield from list(arrow_batches(frame))[:1]
@@ -217,7 +222,7 @@ def test_mirror_swaps_in_spark_table_with_its_types_and_keeps_it_on_a_crash(
         f"copying {DB}.seg_typed from Spark failed, the previous copy stands: executor lost"
     )
     assert crashed.unusable([typed_spec]) == {"typed": why}  # `onramp sync` skips it, exits 1
-    assert len(pg_rows(engine, f"{DB}.seg_typed")) == 3
+    assert len(pg_rows(engine, f"{DB}.seg_typed")) == 3  # not k4
     with engine.connect() as conn:
         leftovers = conn.execute(
             sa.text("select count(*) from pg_tables where tablename like '%spark_new%'")
@@ -328,6 +333,8 @@ def test_sync_from_spark_sends_the_same_emails_as_from_postgres_exactly_once(
     again = runner.invoke(cli, args)
 
     assert again.exit_code == 0, again.output
+    assert again.output.startswith("read 0 segment rows from Spark in ")
+    assert "unchanged since the last copy: spark_sync_tests.seg_quota_exceeded, " in again.output
     assert outbox_emails(tmp_path / "spark_home" / "outbox") == pg_emails  # nothing new
     rows = [line.split() for line in again.output.splitlines()[4:7]]
     assert {r[0]: r[4] for r in rows} == dict.fromkeys(SEGMENTS, "0")  # sent: 0

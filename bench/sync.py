@@ -13,6 +13,13 @@ and for each, where the time went: inside SQL statements (PostgreSQL), inside pr
 (the SendGrid server, which runs in this process, so its own work counts as waiting on it), and the
 rest: onramp's own Python (rendering, batching, JSON). Options: --members N, --contacts N,
 --emails N to scale down on a slow machine.
+
+`--spark` measures instead how a segment built on Spark crosses into the state PostgreSQL before a
+sync (`email_sync.spark_mirror`, local Spark, needs Java): seconds and rows/s for --members rows,
+and the peak memory growth of this process (and of Spark's JVM) while a tenth of them and all of
+them cross, measured in the same run: a ratio near 1 is the bounded footprint (the Arrow batches
+stream through; nothing holds the segment). For contrast, `DataFrame.toArrow()` of the same rows.
+`--driver-memory 512m` runs Spark's JVM with a small heap: the copy still fits, `toArrow()` not.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import os
 import sys
 import tempfile
 import time
@@ -140,7 +148,17 @@ def main() -> None:
     parser.add_argument("--members", type=int, default=1_000_000)
     parser.add_argument("--contacts", type=int, default=100_000)
     parser.add_argument("--emails", type=int, default=10_000)
+    parser.add_argument(
+        "--spark", action="store_true", help="Measure the crossing from Spark instead."
+    )
+    parser.add_argument(
+        "--driver-memory",
+        default=None,
+        help="With --spark: the Spark driver's heap (e.g. 512m), to show the copy fits in it.",
+    )
     args = parser.parse_args()
+    if args.driver_memory:  # read when the JVM starts, before any session exists
+        os.environ["PYSPARK_SUBMIT_ARGS"] = f"--driver-memory {args.driver_memory} pyspark-shell"
     logging.basicConfig(level=logging.WARNING)
     warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")
     import pgserver
@@ -165,6 +183,10 @@ def main() -> None:
                 unsubscribe_secret="bench-unsubscribe-secret-0123456789",
                 postal_address="onramp bench, 1 Example Street, Example City",
             )
+            if args.spark:
+                print(f"onramp email_sync bench: crossing from Spark (state PostgreSQL in {tmp})\n")
+                bench_spark_crossing(engine, settings, args.members)
+                return
             print(f"onramp email_sync bench (embedded PostgreSQL in {tmp})\n")
 
             # 1. diff
@@ -348,6 +370,132 @@ def bench_due(engine: sa.Engine, settings: Settings, n: int):
     clock = datetime.combine(AS_OF + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
     result = sync_segment(engine, settings, spec, AS_OF, dry_run=True, allow_large=True, now=clock)
     return result.due_seconds, result
+
+
+class PeakMemory:
+    """Samples the resident memory of this process and of Spark's JVM (a child process) every
+    10 ms on a thread: the peak growth over a baseline, which getrusage cannot reset."""
+
+    def __init__(self) -> None:
+        import psutil
+
+        self.me = psutil.Process()
+        self.jvm = [c for c in self.me.children(recursive=True) if "java" in c.name()]
+        self.base = self._now()
+        self.peak = self.base
+        self._stop = False
+        self._thread = None
+
+    def _now(self) -> tuple[int, int]:
+        return self.me.memory_info().rss, sum(j.memory_info().rss for j in self.jvm)
+
+    def _sample(self) -> None:
+        while not self._stop:
+            now = self._now()
+            self.peak = (max(self.peak[0], now[0]), max(self.peak[1], now[1]))
+            time.sleep(0.01)
+
+    def __enter__(self) -> PeakMemory:
+        import threading
+
+        self.peak = self._now()
+        self._stop = False
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop = True
+        self._thread.join()
+
+    def growth_mb(self) -> tuple[float, float]:
+        """Peak minus the baseline taken when this object was made: (Python, JVM) in MB."""
+        return (self.peak[0] - self.base[0]) / 2**20, (self.peak[1] - self.base[1]) / 2**20
+
+
+def spark_segment(spark, name: str, rows: int) -> None:
+    """segments.seg_<name> on Spark, Parquet, with the columns create_segment gives PostgreSQL."""
+    spark.sql("create database if not exists segments")
+    spark.sql(f"drop table if exists segments.seg_{name}")
+    spark.range(rows).selectExpr(
+        "concat('dev-', lpad(cast(id as string), 8, '0')) as member_key",
+        "concat('dev-', lpad(cast(id as string), 8, '0')) as developer_id",
+        "concat('dev', id, '@example.com') as email",
+        "concat('Dev ', id, ' Person') as name",
+        "element_at(array('engineering', 'product', 'sales', 'support'), "
+        "cast(1 + id % 4 as int)) as role",
+        "concat('Company ', id % 997) as company_name",
+        "true as marketing_opt_in",
+        "element_at(array('not_integrated', 'sandbox', 'production'), "
+        "cast(1 + id % 3 as int)) as stage",
+        "cast(id % 5000 as bigint) as events_7d",
+        "cast(id % 90 as int) as events_429",
+        "timestamp'2026-11-01 00:00:00' + make_interval(0, 0, 0, 0, 0, 0, id % 86400) "
+        "as last_call_at",
+    ).write.format("parquet").saveAsTable(f"segments.seg_{name}")
+
+
+def bench_spark_crossing(engine: sa.Engine, settings: Settings, rows: int) -> None:
+    """5. A segment built on Spark crossing into the state PostgreSQL: time and memory bound."""
+    import gc
+
+    from email_sync.spark_mirror import Relation, mirror_for_sync, mirror_relation
+    from onramp.spark import java_problem, spark_session
+
+    problem = java_problem()
+    if problem:
+        print(f"skipped: {problem}")
+        return
+    settings = dataclasses.replace(settings, warehouse="spark")
+    start = time.perf_counter()
+    spark = spark_session(settings)
+    small = max(rows // 10, 1)
+    spark_segment(spark, "cross_warmup", 1000)
+    spark_segment(spark, "cross_small", small)
+    spark_segment(spark, "cross_full", rows)
+    print(
+        f"  (set-up: Spark session and {rows + small:,} rows on Spark in "
+        f"{time.perf_counter() - start:.1f} s)"
+    )
+    # warm-up: imports, the first job's JVM classes and pools are not the crossing's cost
+    mirror_relation(engine, spark, Relation("segments", "seg_cross_warmup"))
+    gc.collect()
+    memory = PeakMemory()  # the baseline both crossings are measured against
+    figures = {}
+    for name, n in (("cross_small", small), ("cross_full", rows)):
+        spec = spec_from_meta(name, {})
+        with memory:
+            start = time.perf_counter()
+            result = mirror_for_sync(engine, settings, [spec], spark=spark)
+            seconds = time.perf_counter() - start
+        assert result.rows == n, (result.rows, n)
+        figures[n] = (seconds, *memory.growth_mb())
+        gc.collect()
+    seconds, py_mb, jvm_mb = figures[rows]
+    small_s, small_py, small_jvm = figures[small]
+    print(f"5. a {rows:,}-member segment built on Spark crossing into the state PostgreSQL")
+    print(f"  {seconds:6.2f} s  ({rows / seconds:,.0f} rows/s; {small:,} rows: {small_s:.2f} s)")
+    print(
+        f"  peak memory growth, this process: {small_py:.1f} MB for {small:,} rows, "
+        f"{py_mb:.1f} MB for {rows:,} (ratio {py_mb / max(small_py, 0.1):.2f} for 10x the rows)"
+    )
+    print(
+        f"  peak memory growth, Spark's JVM: {small_jvm:.1f} MB for {small:,} rows, "
+        f"{jvm_mb:.1f} MB for {rows:,}"
+    )
+    with engine.connect() as conn:
+        copied = conn.execute(sa.text("select count(*) from segments.seg_cross_full")).scalar_one()
+    assert copied == rows
+    gc.collect()
+    contrast = PeakMemory()
+    try:
+        with contrast:
+            table = spark.table("segments.seg_cross_full").toArrow()
+        del table
+        outcome = f"+{contrast.growth_mb()[0]:.1f} MB in this process"
+    except Exception as exc:  # a small driver heap cannot hold the whole segment
+        outcome = f"failed ({str(exc).strip().splitlines()[0][:120]})"
+    print(f"  for contrast, DataFrame.toArrow() of the same {rows:,} rows: {outcome}")
 
 
 class _NullProvider:

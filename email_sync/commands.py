@@ -46,13 +46,21 @@ def select_specs(specs: list[SegmentSpec], names: tuple[str, ...]) -> list[Segme
     return [by_name[n] for n in dict.fromkeys(names)]
 
 
-def held_back(engine: sa.Engine, specs: list[SegmentSpec], day: date) -> dict[str, str]:
+def held_back(
+    engine: sa.Engine, settings: Settings, specs: list[SegmentSpec], day: date
+) -> dict[str, str]:
     """Segments with requires_fresh_events while raw events are stale -> why (the Dagster sync
-    holds the same ones back): not synced at all, so the next sync on fresh data decides."""
+    holds the same ones back): not synced at all, so the next sync on fresh data decides. With
+    the Spark warehouse the raw events are on Spark, so that is where freshness is read."""
     gated = [s for s in specs if s.requires_fresh_events]
     if not gated:
         return {}
-    freshness = raw_events_freshness(engine, day, max_event_lag_hours())
+    if settings.warehouse == "spark":
+        from email_sync.spark_mirror import spark_events_freshness
+
+        freshness = spark_events_freshness(settings, day, max_event_lag_hours())
+    else:
+        freshness = raw_events_freshness(engine, day, max_event_lag_hours())
     if freshness.fresh:
         return {}
     return {s.name: freshness.describe() for s in gated}
@@ -113,11 +121,19 @@ def sync(
         return
     engine = get_engine(settings)
     day = parse_as_of(as_of)
-    held = held_back(engine, specs, day)
+    not_copied: dict[str, str] = {}
+    if settings.warehouse == "spark":
+        # the segments live on Spark; the sync's SQL reads copies in the state database
+        from email_sync.spark_mirror import mirror_for_sync
+
+        mirrored = mirror_for_sync(engine, settings, specs, wait=wait)
+        click.echo(mirrored.describe())
+        not_copied = mirrored.unusable(specs)
+    held = held_back(engine, settings, [s for s in specs if s.name not in not_copied], day)
     outcomes = sync_all(
         engine,
         settings,
-        [s for s in specs if s.name not in held],
+        [s for s in specs if s.name not in held and s.name not in not_copied],
         day,
         dry_run,
         allow_large,
@@ -160,9 +176,11 @@ def sync(
             click.echo(text)
     for name, why in held.items():
         click.echo(f"{name}: sends held back, {why}; nothing recorded, the next sync sends")
+    for name, why in not_copied.items():
+        click.echo(f"error: {name} not synced: {why}", err=True)
     for exc in errors:
         click.echo(f"error: {exc}", err=True)
-    if errors:
+    if errors or not_copied:
         sys.exit(1)
 
 
@@ -187,8 +205,14 @@ def preview(campaign: str, step: int, developer: str | None, html_file: Path | N
     if spec.sequence is None:
         raise OnrampError(f"segment {spec.name} has no email (only a list); nothing to preview")
     renderer = Renderer(sender=settings.email_from)
-    with get_engine(settings).connect() as conn:
-        member, source = find_member(conn, spec, developer)
+    if settings.warehouse == "spark":
+        from email_sync.preview import find_member_on_spark
+        from onramp.spark import spark_session
+
+        member, source = find_member_on_spark(spark_session(settings), spec, developer)
+    else:
+        with get_engine(settings).connect() as conn:
+            member, source = find_member(conn, spec, developer)
     rendered = render_step(renderer, spec, step, member)
     seq_step = spec.sequence.step(step)
     click.echo(

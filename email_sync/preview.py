@@ -12,6 +12,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from email_sync.errors import SegmentMissing
 from email_sync.membership import require_segment_table
 from email_sync.render import Rendered, Renderer
 from email_sync.specs import SegmentSpec, SpecError
@@ -81,6 +82,36 @@ def find_member(
             return dict(row), "member"
     elif developer_id:
         require_segment_table(conn, spec)  # one line: run `onramp build` first
+    if developer_id:
+        raise SpecError(f"developer {developer_id} is not in segment {spec.name}")
+    return dict(SAMPLE_MEMBER), "sample member"
+
+
+def find_member_on_spark(
+    spark: Any, spec: SegmentSpec, developer_id: str | None
+) -> tuple[dict[str, Any], str]:
+    """`find_member` where the segment was built on Spark: one row read there (as JSON, as
+    PostgreSQL's to_jsonb gives it, nulls kept), rather than copying the whole segment to
+    render one email."""
+    import json
+
+    from pyspark.sql import functions as F
+
+    name = f"{spec.schema}.{spec.table or 'seg_' + spec.name}"
+    if spark.catalog.tableExists(name):
+        frame = spark.table(name)
+        if developer_id:
+            frame = frame.where(F.col("developer_id") == F.lit(developer_id))
+        first = (
+            frame.orderBy("member_key")
+            .limit(1)
+            .select(F.to_json(F.struct("*"), {"ignoreNullFields": "false"}).alias("row"))
+            .collect()
+        )
+        if first:
+            return json.loads(first[0]["row"]), "member"
+    elif developer_id:
+        raise SegmentMissing(f"segment table {name} not found on Spark: run `onramp build` first")
     if developer_id:
         raise SpecError(f"developer {developer_id} is not in segment {spec.name}")
     return dict(SAMPLE_MEMBER), "sample member"

@@ -33,14 +33,16 @@ def _copy_value(field: str) -> str | None:
 
 
 def write_canonical_events(
-    path: Path, fmt: str, caller: str | None, reject: RejectFn, out: Path
-) -> int:
-    """Parse `path` (moesif or combined) into canonical JSON lines at `out`; returns events written.
+    path: Path, fmt: str, caller: str | None, reject: RejectFn, out: Path, writing: bool = False
+) -> tuple[int, int]:
+    """Parse `path` (moesif or combined) into canonical JSON lines at `out`.
 
-    Rejected lines go to `reject` with their line number in the original file. The event id the
-    parser derived is written out, so Spark keeps it rather than hashing again.
+    Returns (events written, bytes held back): with `writing`, the parser holds back the
+    unfinished end of a file still being written. Rejected lines go to `reject` with their line
+    number in the original file. The event id the parser derived is written out, so Spark keeps
+    it rather than hashing again.
     """
-    source = Source(path, reject)
+    source = Source(path, reject, writing=writing)
     pieces = parsers.parse("api_events", fmt, source, reject, "0", caller)
     columns = list(next(pieces))
     extras_at = columns.index("extras")
@@ -61,4 +63,4 @@ def write_canonical_events(
                     row[name] = _copy_value(fields[i])
                 fh.write(json.dumps(row, ensure_ascii=False) + "\n")
                 written += 1
-    return written
+    return written, source.held_back

@@ -32,6 +32,7 @@ from ingest.loader import (
     FORMATS,
     MAX_REJECT_TEXT,
     MAX_STORED_REJECTS,
+    SETTLE_SECONDS,
     BatchResult,
     LoadError,
     detect_format,
@@ -44,7 +45,7 @@ from ingest.spark import batches
 from ingest.spark.batches import Batch
 from ingest.spark.canonical import write_canonical_events
 from ingest.spark.rules import REASON, events, reference
-from ingest.spark.text_input import is_gzip, numbered_lines, spark_path
+from ingest.spark.text_input import is_gzip, numbered_lines, spark_path, unfinished_end
 from ingest.spark.values import csv_values, json_values
 from onramp.raw_schema import ensure_raw_schema_spark
 
@@ -100,8 +101,11 @@ def load_file_spark(
         return BatchResult(str(path), kind, fmt, 0, 0, 0, True, seconds, previous, checksum)
     batch = Batch(batch_id, kind, str(path.resolve()), checksum, fmt, batches.now())
     batches.write(spark, batch)
+    writing = time.time() - path.stat().st_mtime < SETTLE_SECONDS
     try:
-        loaded, duplicates, rejected = _load(spark, kind, path, fmt, caller, batch.batch_id)
+        loaded, duplicates, rejected, held_back = _load(
+            spark, kind, path, fmt, caller, batch.batch_id, writing
+        )
     except MissingColumns as exc:
         return _failed(spark, kind, path, fmt, checksum, started, str(exc), batch)
     except OSError as exc:
@@ -112,17 +116,25 @@ def load_file_spark(
             raise
         reason = _spark_reason(exc, path)
         return _failed(spark, kind, path, fmt, checksum, started, reason, batch)
-    batch.status = "loaded"
+    # Not 'loaded' when the end was held back: the same bytes, once settled, load again.
+    batch.status = "partial" if held_back else "loaded"
     batch.rows_loaded, batch.rows_duplicate, batch.rows_rejected = loaded, duplicates, rejected
     batch.finished_at = batches.now()
     batch.seconds = time.perf_counter() - started
     batches.write(spark, batch)
-    notes: tuple[str, ...] = ()
+    notes: list[str] = []
     if rejected > MAX_STORED_REJECTS:
-        notes = (
+        notes.append(
             f"{rejected:,} rejects: only the first {MAX_STORED_REJECTS:,} are stored in"
-            " raw.load_rejects (all are counted)",
+            " raw.load_rejects (all are counted)"
         )
+    if held_back:
+        notes.append(
+            "changed moments ago and its end is unfinished: the last"
+            f" {held_back:,} bytes are held back until the file is complete"
+        )
+    for note in notes:
+        log.warning("%s: %s", path, note)
     return BatchResult(
         str(path),
         kind,
@@ -134,14 +146,21 @@ def load_file_spark(
         batch.seconds,
         batch.batch_id,
         checksum,
-        notes=notes,
+        notes=tuple(notes),
     )
 
 
 def _load(
-    spark: Any, kind: str, path: Path, fmt: str, caller: str | None, batch_id: int
-) -> tuple[int, int, int]:
-    """(rows loaded, duplicates, rejects) of one file, its rows and rejects written."""
+    spark: Any,
+    kind: str,
+    path: Path,
+    fmt: str,
+    caller: str | None,
+    batch_id: int,
+    writing: bool = False,
+) -> tuple[int, int, int, int]:
+    """(rows loaded, duplicates, rejects, bytes held back) of one file, its rows and rejects
+    written. With `writing` (changed moments ago), an unfinished last line is held back."""
     with tempfile.TemporaryDirectory(prefix="onramp-spark-load-") as tmp:
         python_rejects: list[tuple[int, str, str]] = []  # the first MAX_STORED_REJECTS
         python_rejected = 0
@@ -154,26 +173,37 @@ def _load(
                 if len(python_rejects) < MAX_STORED_REJECTS:
                     python_rejects.append((lineno, reason, raw[:MAX_REJECT_TEXT]))
 
-            write_canonical_events(path, fmt, caller, reject, canonical)
-            path, fmt = canonical, "jsonl"
+            _, held_back = write_canonical_events(path, fmt, caller, reject, canonical, writing)
+            path, fmt, max_line = canonical, "jsonl", None
+        else:
+            end = unfinished_end(path) if writing else None
+            max_line, held_back = end if end is not None else (None, 0)
         with spark_path(path) as spark_input:
-            checked = _checked_rows(spark, kind, path, fmt, spark_input)
+            checked = _checked_rows(spark, kind, path, fmt, spark_input, max_line)
             if checked is None:  # a CSV file with no header: nothing to load
                 rows = None
             else:
                 rows = checked.persist()
             try:
                 loaded, duplicates, rejected = _write(spark, kind, rows, batch_id, python_rejects)
-                return loaded, duplicates, rejected - len(python_rejects) + python_rejected
+                rejected += python_rejected - len(python_rejects)
+                return loaded, duplicates, rejected, held_back
             finally:
                 if rows is not None:
                     rows.unpersist()
 
 
-def _checked_rows(spark: Any, kind: str, path: Path, fmt: str, spark_input: str) -> Any:
-    """Every non-blank line with its reject reason (NULL if good) and typed columns."""
+def _checked_rows(
+    spark: Any, kind: str, path: Path, fmt: str, spark_input: str, max_line: int | None = None
+) -> Any:
+    """Every non-blank line (up to `max_line`) with its reject reason (NULL if good) and typed
+    columns."""
+    from pyspark.sql import functions as F
+
     columns = EVENT_COLUMNS if kind == "api_events" else tuple(n for n, _ in TABLE_SPECS[kind])
     lines = numbered_lines(spark, spark_input)
+    if max_line is not None:
+        lines = lines.where(F.col("line_number") <= max_line)
     if fmt == "jsonl":
         values = json_values(lines, columns)
     else:

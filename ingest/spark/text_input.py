@@ -38,6 +38,30 @@ def spark_path(path: Path) -> Iterator[str]:
         yield str(link)
 
 
+def unfinished_end(path: Path) -> tuple[int, int] | None:
+    """(complete lines, bytes after them) of a plain file whose last line has no line end yet.
+
+    For a file still being written: its unfinished last line is held back, as the PostgreSQL
+    loader does, and loads once the file is complete. None when the file ends with a line end.
+    """
+    size = path.stat().st_size
+    if not size or is_gzip(path):
+        return None
+    with open(path, "rb") as fh:
+        fh.seek(size - 1)
+        if fh.read(1) == b"\n":
+            return None
+        fh.seek(0)
+        lines = last_end = offset = 0
+        while chunk := fh.read(1 << 20):
+            found = chunk.count(b"\n")
+            if found:
+                lines += found
+                last_end = offset + chunk.rfind(b"\n") + 1
+            offset += len(chunk)
+    return lines, size - last_end
+
+
 def numbered_lines(spark: Any, path: str) -> Any:
     """DataFrame (line_number, value) of every physical line, 1-based; a leading BOM removed.
 

@@ -300,3 +300,28 @@ def test_truncated_gzip_is_a_failed_batch(spark, write, uid):
     result = spark_load(spark, "api-events", write("cut.jsonl.gz", whole[: len(whole) // 2]))
     assert result.failed and result.error.startswith("corrupt or truncated gzip, nothing of it")
     assert event_ids(spark, [result.batch_id]) == set()
+
+
+def test_unfinished_end_of_a_file_being_written_is_held_back(spark, tmp_path, uid):
+    def line(i: int) -> str:
+        return json.dumps(
+            {"event_id": f"{uid}-{i}", "occurred_at": "2026-11-20T10:00:00Z",
+             "developer_id": f"{uid}_dev", "status_code": 200}
+        )  # fmt: skip
+
+    path = tmp_path / "growing.jsonl"
+    path.write_text(line(1) + "\n" + line(2)[:30])  # written just now, the last line unfinished
+    first = spark_load(spark, "api-events", path)
+    assert counts(first) == (1, 0, 0, False) and first.notes
+    path.write_text(line(1) + "\n" + line(2) + "\n")
+    landed = time.time() - 60
+    os.utime(path, (landed, landed))
+    second = spark_load(spark, "api-events", path)
+    assert counts(second) == (1, 1, 0, False)
+    assert event_ids(spark, [first.batch_id, second.batch_id]) == {f"{uid}-1", f"{uid}-2"}
+    [status] = spark_rows(
+        spark,
+        f"select status from raw.load_batches where batch_id = {first.batch_id}"
+        " and status != 'loading'",
+    )
+    assert status == {"status": "partial"}

@@ -8,6 +8,7 @@ import datetime as dt
 import email
 import email.policy
 import json
+import logging
 import re
 from decimal import Decimal
 from pathlib import Path
@@ -55,6 +56,9 @@ def spark(onramp_home: Path) -> Any:
     problem = java_problem()
     if problem:
         pytest.skip(problem)
+    # py4j logs its connections closing at interpreter exit, after the CLI's log file (under the
+    # session's ONRAMP_HOME) is gone
+    logging.getLogger("py4j").setLevel(logging.WARNING)
     session = spark_session(dataclasses.replace(Settings.from_env(), home=onramp_home))
     session.sql(f"create database if not exists {DB}")
     return session

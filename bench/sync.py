@@ -486,6 +486,10 @@ def bench_spark_crossing(engine: sa.Engine, settings: Settings, rows: int) -> No
     with engine.connect() as conn:
         copied = conn.execute(sa.text("select count(*) from segments.seg_cross_full")).scalar_one()
     assert copied == rows
+    start = time.perf_counter()
+    again = mirror_for_sync(engine, settings, [spec_from_meta("cross_full", {})], spark=spark)
+    assert again.unchanged == ["segments.seg_cross_full"], again.describe()
+    print(f"  the next sync, no write on Spark since: {time.perf_counter() - start:.2f} s (unread)")
     gc.collect()
     contrast = PeakMemory()
     try:

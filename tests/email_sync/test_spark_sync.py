@@ -8,6 +8,7 @@ import datetime as dt
 import email
 import email.policy
 import json
+import logging
 import re
 from decimal import Decimal
 from pathlib import Path
@@ -55,6 +56,9 @@ def spark(onramp_home: Path) -> Any:
     problem = java_problem()
     if problem:
         pytest.skip(problem)
+    # py4j logs its connections closing at interpreter exit, after the CLI's log file (under the
+    # session's ONRAMP_HOME) is gone
+    logging.getLogger("py4j").setLevel(logging.WARNING)
     session = spark_session(dataclasses.replace(Settings.from_env(), home=onramp_home))
     session.sql(f"create database if not exists {DB}")
     return session
@@ -357,3 +361,14 @@ def test_raw_event_freshness_is_read_on_spark(spark):
     assert fresh.latest_event_at == dt.datetime(2026, 11, 26, 21, 15, tzinfo=dt.UTC)  # not the 27th
     assert fresh.fresh and not stale.fresh
     assert none.latest_event_at is None and not none.fresh
+
+
+def test_spark_connect_reads_slices_holding_every_row_once(spark, monkeypatch):
+    """Without a JVM handle (Spark Connect) the table is read in hash slices."""
+    monkeypatch.setattr(spark_mirror, "SLICE_ROWS", 4)
+    frame = spark.range(10).selectExpr("concat('k', id) as member_key", "id")
+
+    batches = list(spark_mirror._sliced_batches(frame))
+
+    keys = [k for b in batches for k in b.column("member_key").to_pylist()]
+    assert sorted(keys) == sorted(f"k{i}" for i in range(10))

@@ -16,7 +16,7 @@ from email_sync.specs import SegmentSpec, load_segment_specs
 from email_sync.sync import SyncResult, sync_all
 from onramp.as_of import AS_OF, parse_as_of
 from onramp.errors import OnrampError
-from onramp.freshness import max_event_lag_hours, raw_events_freshness
+from onramp.freshness import max_event_lag_hours, warehouse_events_freshness
 from onramp.settings import Settings
 
 COLUMNS = ("segment", "members", "entered", "exited", "sent", "suppressed", "failed", "capped")
@@ -55,12 +55,7 @@ def held_back(
     gated = [s for s in specs if s.requires_fresh_events]
     if not gated:
         return {}
-    if settings.warehouse == "spark":
-        from email_sync.spark_mirror import spark_events_freshness
-
-        freshness = spark_events_freshness(settings, day, max_event_lag_hours())
-    else:
-        freshness = raw_events_freshness(engine, day, max_event_lag_hours())
+    freshness = warehouse_events_freshness(engine, day, max_event_lag_hours(), settings)
     if freshness.fresh:
         return {}
     return {s.name: freshness.describe() for s in gated}

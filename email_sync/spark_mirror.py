@@ -32,7 +32,6 @@ import re
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import date
 from typing import Any
 
 import sqlalchemy as sa
@@ -409,29 +408,3 @@ def _sliced_batches(frame: Any) -> Iterator[Any]:
     bucket = F.pmod(F.xxhash64(*[F.col(c) for c in frame.columns]), F.lit(slices))
     for i in range(slices):
         yield from frame.where(bucket == i).toArrow().to_batches()
-
-
-def spark_events_freshness(
-    settings: Settings, as_of: date, max_lag_hours: float, *, table: str = "raw.api_events"
-) -> Any:
-    """`onramp.freshness.raw_events_freshness` for raw events that live on Spark: the latest
-    `occurred_at` of `table` before the end of the as-of day (no table counts as no events)."""
-    import datetime as dt
-
-    from onramp.freshness import EventFreshness
-    from onramp.spark import spark_session
-
-    spark = spark_session(settings)
-    probe = EventFreshness(as_of=as_of, latest_event_at=None, max_lag_hours=max_lag_hours)
-    latest = None
-    if spark.catalog.tableExists(table):
-        end = probe.as_of_end.strftime("%Y-%m-%d %H:%M:%S")
-        # formatted in Spark (session time zone UTC): pyspark would hand back a naive datetime
-        # in the Python process's local zone
-        text = spark.sql(
-            "select date_format(max(occurred_at), 'yyyy-MM-dd HH:mm:ss.SSSSSS') as latest "
-            f"from {table} where occurred_at < timestamp'{end}+00:00'"
-        ).collect()[0]["latest"]
-        if text is not None:
-            latest = dt.datetime.fromisoformat(text).replace(tzinfo=dt.UTC)
-    return EventFreshness(as_of=as_of, latest_event_at=latest, max_lag_hours=max_lag_hours)

@@ -102,18 +102,24 @@ def warehouse_events_freshness(
     settings = settings or Settings.from_env()
     if settings.warehouse != "spark":
         return raw_events_freshness(engine, as_of, max_lag_hours)
+    return spark_events_freshness(settings, as_of, max_lag_hours)
+
+
+def spark_events_freshness(
+    settings: Settings, as_of: dt.date, max_lag_hours: float, *, table: str = "raw.api_events"
+) -> EventFreshness:
+    """`raw_events_freshness` for raw events that live on Spark (no table counts as no events)."""
     from onramp.spark import spark_session
 
     spark = spark_session(settings)
     end = EventFreshness(as_of, None, max_lag_hours).as_of_end
     latest = None
-    if spark.catalog.tableExists("raw.api_events"):
-        # event_date prunes the partitions after the as-of day; micros since the epoch so the
-        # value is UTC whatever the Python process's time zone
+    if spark.catalog.tableExists(table):
+        # micros since the epoch: pyspark would hand back a naive datetime in the Python
+        # process's local zone
         micros = spark.sql(
-            "select unix_micros(max(occurred_at)) from raw.api_events "
-            f"where event_date <= date'{as_of.isoformat()}' "
-            f"and occurred_at < timestamp'{end.strftime('%Y-%m-%d %H:%M:%S')}'"
+            f"select unix_micros(max(occurred_at)) from {table} "
+            f"where occurred_at < timestamp'{end.strftime('%Y-%m-%d %H:%M:%S')}+00:00'"
         ).first()[0]
         if micros is not None:
             latest = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=micros)

@@ -27,9 +27,9 @@ from email_sync.spark_mirror import (
     mirror_for_sync,
     mirror_relation,
     relations_for,
-    spark_events_freshness,
 )
 from email_sync.specs import resolve_goals, spec_from_meta
+from onramp.freshness import spark_events_freshness
 from onramp.settings import Settings
 from tests.email_sync.conftest import member
 from tests.email_sync.test_commands import write_manifest

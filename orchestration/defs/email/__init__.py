@@ -155,16 +155,23 @@ def segment_syncs(context: dg.AssetExecutionContext, onramp: OnrampResource):
     freshness = warehouse_events_freshness(engine, as_of, onramp.max_event_lag_hours, settings)
     selected = context.selected_asset_keys
     errors: list[str] = []
+    not_copied: dict[str, str] = {}
     if settings.warehouse == "spark":
         # the segments are built on Spark; the sync's SQL reads copies in the state database
         from email_sync.spark_mirror import mirror_for_sync
 
         chosen = [spec for spec in SPECS if sync_asset_key(spec.name) in selected]
-        context.log.info(mirror_for_sync(engine, settings, chosen, wait=True).describe())
+        mirrored = mirror_for_sync(engine, settings, chosen, wait=True)
+        context.log.info(mirrored.describe())
+        not_copied = mirrored.unusable(chosen)
     with _suppressions_pulled_once(engine, settings, onramp.dry_run):
         for spec in SPECS:  # already in priority order
             key = sync_asset_key(spec.name)
             if key not in selected:
+                continue
+            if spec.name in not_copied:  # syncing would decide on yesterday's members
+                context.log.error(f"sync_{spec.name} failed: {not_copied[spec.name]}")
+                errors.append(f"{spec.name}: {not_copied[spec.name]}")
                 continue
             stale = spec.requires_fresh_events and not freshness.fresh
             held_back = freshness if stale else None

@@ -96,7 +96,6 @@ def _loader(settings: Settings, engine: Any) -> Callable[..., list]:
     """load_paths for the configured warehouse: COPY into PostgreSQL, or Spark's own readers."""
     if settings.warehouse == "spark":
         from ingest.spark.load import load_paths_spark
-
         from onramp.spark import spark_session
 
         spark = spark_session(settings)

@@ -35,7 +35,7 @@ from crm_sync.result import PushResult
 from crm_sync.schema import ensure_crm_schema
 from crm_sync.specs import PumpSpec
 from onramp.errors import OnrampError
-from onramp.freshness import EventFreshness, raw_events_freshness
+from onramp.freshness import EventFreshness, warehouse_events_freshness
 from onramp.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -70,8 +70,13 @@ def push_all(
     events turn the push into a dry run marked `held_back`. A refused or busy pump does not stop
     the others; its error is returned in its place."""
     specs = list(specs)
-    with engine.connect() as conn:
-        freshness = raw_events_freshness(conn, as_of, max_event_lag_hours)
+    if settings.warehouse == "spark":
+        # the pumps are built on Spark; the push's SQL (change set, run bookkeeping) reads
+        # copies in the state database
+        from onramp.spark_copy import copy_tables
+
+        copy_tables(engine, settings, [f"{s.schema}.{s.table}" for s in specs])
+    freshness = warehouse_events_freshness(engine, as_of, max_event_lag_hours, settings)
     held_back = not freshness.fresh
     if held_back:
         log.warning("CRM push held back: %s", freshness.describe())

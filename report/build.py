@@ -11,7 +11,15 @@ import sqlalchemy as sa
 
 from onramp.settings import Settings
 from report.charts import CHARTS, SIZE_PX, write_png
-from report.data import ReportError, last_built_day, load_report_data
+from report.data import (
+    ENGAGEMENT,
+    LIFT,
+    MARTS,
+    REQUIRED,
+    ReportError,
+    last_built_day,
+    load_report_data,
+)
 from report.page import render_page
 
 log = logging.getLogger(__name__)
@@ -58,8 +66,14 @@ def render_report(
     A missing or empty funnel mart is a ReportError; a missing lift or engagement mart gives
     that chart a "nothing yet" note instead, so the report works before the first campaign.
     """
+    settings = settings or Settings.from_env()
+    if settings.warehouse == "spark":
+        # the marts are built on Spark; the report's queries read copies in the state database
+        from onramp.spark_copy import copy_tables
+
+        copy_tables(engine, settings, [f"{MARTS}.{name}" for name in (*REQUIRED, LIFT, ENGAGEMENT)])
     as_of = as_of or last_built_day(engine)
-    directory = out_dir or report_dir(settings or Settings.from_env(), as_of)
+    directory = out_dir or report_dir(settings, as_of)
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

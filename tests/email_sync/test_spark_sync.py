@@ -19,18 +19,18 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 
 from cli.main import cli
-from email_sync import spark_mirror
 from email_sync.segment_lock import segment_lock
 from email_sync.spark_mirror import (
     Relation,
-    arrow_batches,
     mirror_for_sync,
     mirror_relation,
     relations_for,
 )
 from email_sync.specs import resolve_goals, spec_from_meta
+from onramp import spark_copy
 from onramp.freshness import spark_events_freshness
 from onramp.settings import Settings
+from onramp.spark_copy import arrow_batches
 from tests.email_sync.conftest import member
 from tests.email_sync.test_commands import write_manifest
 from tests.email_sync.test_sequences import seq_spec
@@ -218,7 +218,7 @@ def test_mirror_swaps_in_spark_table_with_its_types_and_keeps_it_on_a_crash(
         yield from list(arrow_batches(frame))[:1]
         raise RuntimeError("executor lost")
 
-    monkeypatch.setattr(spark_mirror, "arrow_batches", crashing)
+    monkeypatch.setattr(spark_copy, "arrow_batches", crashing)
     crashed = mirror_for_sync(engine, Settings.from_env(), [typed_spec], spark=spark)
     monkeypatch.undo()
     why = crashed.failed[f"{DB}.seg_typed"]
@@ -365,10 +365,10 @@ def test_raw_event_freshness_is_read_on_spark(spark):
 
 def test_spark_connect_reads_slices_holding_every_row_once(spark, monkeypatch):
     """Without a JVM handle (Spark Connect) the table is read in hash slices."""
-    monkeypatch.setattr(spark_mirror, "SLICE_ROWS", 4)
+    monkeypatch.setattr(spark_copy, "SLICE_ROWS", 4)
     frame = spark.range(10).selectExpr("concat('k', id) as member_key", "id")
 
-    batches = list(spark_mirror._sliced_batches(frame))
+    batches = list(spark_copy._sliced_batches(frame))
 
     keys = [k for b in batches for k in b.column("member_key").to_pylist()]
     assert sorted(keys) == sorted(f"k{i}" for i in range(10))

@@ -129,8 +129,19 @@ def _add_caller_without_record(engine: sa.Engine) -> None:
             )
 
 
+# tests/spark imports `built` into its own conftest, which makes it a second fixture of the same
+# session: the build runs once and both return it.
+_BUILT: list[Built] = []
+
+
 @pytest.fixture(scope="session")
 def built(engine: sa.Engine, tmp_path_factory: pytest.TempPathFactory) -> Built:
+    if not _BUILT:
+        _BUILT.append(_build(engine, tmp_path_factory))
+    return _BUILT[0]
+
+
+def _build(engine: sa.Engine, tmp_path_factory: pytest.TempPathFactory) -> Built:
     import os
 
     from click.testing import CliRunner

@@ -18,8 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from ingest.loader import load_manifest_dir, load_paths
+from onramp.raw_schema import ensure_raw_schema
 from tests.ingest.conftest import rejects, rows
 from tests.ingest.test_rejects import CSV_EVENT_CASES
 
@@ -84,9 +86,24 @@ def counts(result) -> tuple[int, int, int, bool]:
     return (result.rows_loaded, result.rows_duplicate, result.rows_rejected, result.skipped)
 
 
-def test_sample_data_loads_as_on_postgres(spark, raw_engine, tmp_path):
+@pytest.fixture
+def fresh_raw_engine(engine: sa.Engine) -> Any:
+    """A database of its own on the session's server: other tests load the same endpoint catalog
+    (same checksum) into the session's database, which would make PostgreSQL skip it here."""
+    name = "spark_load_compare"
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(sa.text(f"drop database if exists {name} with (force)"))
+        conn.execute(sa.text(f"create database {name}"))
+    fresh = sa.create_engine(engine.url.set(database=name))
+    ensure_raw_schema(fresh)
+    yield fresh
+    fresh.dispose()
+
+
+def test_sample_data_loads_as_on_postgres(spark, fresh_raw_engine, tmp_path):
     from sample_data import generate
 
+    raw_engine = fresh_raw_engine
     out = tmp_path / "sample"
     # A seed of its own: other tests load sample data into the same PostgreSQL.
     generate(out, developers=6, days=14, seed=1515, as_of=date(2026, 11, 30))

@@ -70,23 +70,12 @@ def load(kind: str, paths: tuple[str, ...], fmt: str, caller: str | None) -> Non
             results = load_paths(engine, table_kind, files, fmt, caller, progress=bar.update)
     else:
         results = load_paths(engine, table_kind, files, fmt, caller)
-    click.echo(format_summary(results))
+    line = None
     if table_kind in ("api_events", "developers"):
         from onramp.callers import callers_line, callers_without_record
 
         line = callers_line(callers_without_record(engine))
-        if line:
-            click.echo(line)
-    for r in results:
-        for note in r.notes:
-            click.echo(f"note: {r.path}: {note}", err=True)
-    failed = [r for r in results if r.failed]
-    if failed:
-        raise LoadError(
-            f"{len(failed)} of {len(results)} files could not be loaded"
-            f" (recorded as failed in raw.load_batches): "
-            + "; ".join(f"{r.path}: {r.error}" for r in failed)
-        )
+    _report(results, line)
 
 
 def _load_spark(kind: str, files: list[Path], fmt: str, caller: str | None) -> None:
@@ -98,8 +87,11 @@ def _load_spark(kind: str, files: list[Path], fmt: str, caller: str | None) -> N
     _report(results)
 
 
-def _report(results: list[BatchResult]) -> None:
+def _report(results: list[BatchResult], line: str | None = None) -> None:
+    """The summary table, an optional line after it, notes, and one error for failed files."""
     click.echo(format_summary(results))
+    if line:
+        click.echo(line)
     for r in results:
         for note in r.notes:
             click.echo(f"note: {r.path}: {note}", err=True)

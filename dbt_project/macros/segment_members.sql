@@ -42,3 +42,45 @@ final as (
 
 select * from final
 {%- endmacro %}
+
+{#
+    A quota segment (quota_warning, quota_exceeded): one row per developer and month with the
+    month-to-date share of the monthly quota; the caller block is the condition on
+    `quota.month_to_date_events` and `quota.monthly_quota` that admits a member.
+#}
+{% macro quota_segment() -%}
+with
+
+int_developers_quota_used as (
+
+    select * from {{ ref('int_developers_quota_used') }}
+
+),
+
+dim_developers as (
+
+    select * from {{ ref('dim_developers') }}
+
+),
+
+final as (
+
+    select
+        dim_developers.developer_id || ':' || cast(quota.month_start as {{ dbt.type_string() }})
+            as member_key,
+        {{ segment_member_columns('dim_developers') }}
+        dim_developers.plan,
+        quota.month_start,
+        quota.monthly_quota,
+        quota.month_to_date_events,
+        round(100.0 * quota.month_to_date_events / quota.monthly_quota, 1) as quota_used_pct
+    from int_developers_quota_used as quota
+    inner join dim_developers
+        on quota.developer_id = dim_developers.developer_id
+    where
+        {{ caller() }}
+
+)
+
+select * from final
+{%- endmacro %}

@@ -43,6 +43,26 @@
 {%- endmacro %}
 
 {#
+    The Monday of the week holding a 'YYYY-MM-DD' day (weeks start on Monday), as 'YYYY-MM-DD':
+    computed here so the bound is a constant (PostgreSQL's date_trunc on a date goes through
+    timestamptz, a stable function evaluated for every row it filters).
+#}
+{% macro week_start_str(day_str) -%}
+    {%- set d = modules.datetime.datetime.strptime(day_str, '%Y-%m-%d').date() -%}
+    {{- return((d - modules.datetime.timedelta(days=d.weekday())).isoformat()) -}}
+{%- endmacro %}
+
+{# The Monday of the as-of day's week, as a SQL date. #}
+{% macro as_of_week() -%}
+    cast('{{ week_start_str(as_of_date_str()) }}' as date)
+{%- endmacro %}
+
+{# The first day of the as-of day's month, as a SQL date (a constant, like as_of_week). #}
+{% macro as_of_month() -%}
+    cast('{{ as_of_date_str()[:8] }}01' as date)
+{%- endmacro %}
+
+{#
     The first day an incremental run of a day-grained model rebuilds: the as-of day minus var
     incremental_lookback_days, so events that landed after a day was built are picked up. A full
     refresh has no lower bound ('0001-01-01'). One plain condition either way (no Jinja branch
@@ -54,4 +74,21 @@
         {{- return(as_of_minus_str(var('incremental_lookback_days') | int)) -}}
     {%- endif -%}
     {{- return('0001-01-01') -}}
+{%- endmacro %}
+
+{#
+    incremental_predicates for dbt's delete+insert on a day (or week) column. dbt deletes the days
+    present in the new rows (`where day in (select distinct day from <new rows>)`); PostgreSQL
+    cannot know that subquery holds a day or two and reads the whole table to find them. Bounding
+    the deleted rows by the first day a run rebuilds lets it read only those days through the
+    model's index. dbt renders config when it parses, with the run's vars (a change of vars
+    re-parses); with as_of_date unset, a parse kept from an earlier day names an earlier day, still
+    a bound every deleted row meets. Spark's insert_overwrite ignores it.
+#}
+{% macro rebuilt_days_predicate(column, grain='day') -%}
+    {%- set first = as_of_minus_str(var('incremental_lookback_days') | int) -%}
+    {%- if grain == 'week' -%}
+        {%- set first = week_start_str(first) -%}
+    {%- endif -%}
+    {{- return(["DBT_INTERNAL_DEST." ~ column ~ " >= cast('" ~ first ~ "' as date)"]) -}}
 {%- endmacro %}

@@ -3,9 +3,12 @@
     the same values of `columns` (unique + not_null in one scan). With `day_column`, an
     incremental run checks only the days it rebuilt (the as-of day and incremental_lookback_days
     days before it, see incremental_start_str()), so the test costs as little as the run; a full
-    refresh checks every row.
+    refresh checks every row. With `grain: week`, `day_column` holds the Monday of a week and the
+    weeks from the one holding the first rebuilt day are checked.
 #}
-{% test unique_combination(model, columns, day_column=none) %}
+{% test unique_combination(model, columns, day_column=none, grain='day') %}
+{%- set first = as_of_minus_str(var('incremental_lookback_days') | int) %}
+{%- if grain == 'week' %}{% set first = week_start_str(first) %}{% endif %}
 
 with
 
@@ -14,7 +17,7 @@ scoped as (
     select {{ columns | join(', ') }}
     from {{ model }}
     {%- if day_column is not none and not flags.FULL_REFRESH %}
-    where {{ day_column }} >= {{ as_of_minus(var('incremental_lookback_days') | int) }}
+    where {{ day_column }} >= cast('{{ first }}' as date)
     {%- endif %}
 
 )

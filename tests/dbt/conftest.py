@@ -13,7 +13,7 @@ The session plays three daily partitions, as Dagster runs them, with late events
 
 Every incremental run records which days of each day-grained model it rewrote (row xmin), so the
 tests can check it rebuilt only the as-of day and the lookback days, including the late day. The
-runs look back 3 days, so one of them starts on a Sunday and rebuilds two weeks of the weekly model.
+runs look back 3 days, so one of them starts on a Sunday and rebuilds the complete week it ends.
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ import sqlalchemy as sa
 
 AS_OF = date(2026, 11, 26)
 # var incremental_lookback_days of the incremental runs (default 1): 3, so that the run as of
-# Wednesday AS_OF - 1 rebuilds from Sunday and int_route_days_aggregated_to_weeks rebuilds two weeks
+# Wednesday AS_OF - 1 rebuilds from Sunday and int_route_days_aggregated_to_weeks rebuilds the week
+# that Sunday ends, while the run as of Thursday AS_OF (from Monday) writes no week
 LOOKBACK_DAYS = 3
 # day-grained incremental models: schema and day column (dbt delete+insert on that day)
 INCREMENTAL_MODELS = {

@@ -24,7 +24,7 @@ final as (
 
     select
         stg_raw__developers.developer_id,
-        cast({{ dbt.date_trunc('month', as_of_date()) }} as date) as month_start,
+        {{ as_of_month() }} as month_start,
         stg_raw__developers.monthly_quota,
         coalesce(usage.month_to_date_events, 0) as month_to_date_events
     from stg_raw__developers

@@ -1,10 +1,10 @@
 {#
     One row per developer with usage up to the as-of day: first call, first success, last call,
-    lifetime and month-to-date events (the quota segments, through int_developers_quota_used).
+    lifetime, month-to-date (the quota segments, through int_developers_quota_used) and last 7 and
+    30 days' events (the CRM pumps).
     One pass over the developer-days of fct_developer_daily_usage (a table, rebuilt every run:
     tens of thousands of developers from at most a few million developer-days).
 #}
-{%- set month_start = 'cast(' ~ dbt.date_trunc('month', as_of_date()) ~ ' as date)' %}
 
 with
 
@@ -42,8 +42,14 @@ final as (
         cast(sum(events) as bigint) as lifetime_events,
         cast(sum(successful_events) as bigint) as lifetime_successful_events,
         cast(coalesce(sum(
-            case when usage_date >= {{ month_start }} then events end
-        ), 0) as bigint) as month_to_date_events
+            case when usage_date >= {{ as_of_month() }} then events end
+        ), 0) as bigint) as month_to_date_events,
+        cast(coalesce(sum(
+            case when usage_date >= {{ as_of_minus(6) }} then events end
+        ), 0) as bigint) as events_7d,
+        cast(coalesce(sum(
+            case when usage_date >= {{ as_of_minus(29) }} then events end
+        ), 0) as bigint) as events_30d
     from usage_in_scope
     group by developer_id
 

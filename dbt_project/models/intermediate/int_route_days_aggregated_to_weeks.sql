@@ -1,9 +1,11 @@
 {#
-    Developer x route x week (weeks start Monday): the route-days rolled up by week, so
-    fct_route_adoption aggregates a few rows per developer and route instead of one per day
-    called. Incremental, dbt's delete+insert on week_start: a run rebuilds the weeks from the one
-    holding the as-of day minus var incremental_lookback_days to the as-of week, from the
-    route-days up to the as-of day (the as-of week holds only its days up to the as-of day).
+    Developer x route x week (weeks start Monday), for the weeks that ended before the as-of week:
+    fct_route_adoption sums a few weekly rows per pair, plus the route-days of the as-of week,
+    instead of every route-day. A week is written once it is complete and again only while one of
+    its days is still rebuilt (the lookback days), so most daily runs write no row here.
+    Incremental, dbt's delete+insert on week_start: a run rebuilds the complete weeks holding a
+    day from the as-of day minus var incremental_lookback_days, and the complete weeks after the
+    latest week already built (the week that just ended, or several after a pause).
 #}
 {{
     config(
@@ -11,12 +13,21 @@
         incremental_strategy=('insert_overwrite' if target.type in ('spark', 'databricks') else 'delete+insert'),
         partition_by=['week_start'],
         unique_key='week_start',
+        incremental_predicates=rebuilt_days_predicate('week_start', 'week'),
         on_schema_change='fail',
         event_time='week_start',
     )
 }}
 
-{%- set week_of_start = dbt.date_trunc('week', "cast('" ~ incremental_start_str() ~ "' as date)") %}
+{%- set week_of_start = "cast('" ~ week_start_str(incremental_start_str()) ~ "' as date)" %}
+{%- if is_incremental() %}
+    {#- the week after the latest one built: a week completed since the last run -#}
+    {%- set after_latest = 'cast(' ~ dbt.dateadd('day', 7, 'max(week_start)') ~ ' as date)' %}
+    {%- set first_week = 'least(' ~ week_of_start ~ ', (select coalesce(' ~ after_latest ~ ', '
+        ~ week_of_start ~ ') from ' ~ this ~ '))' %}
+{%- else %}
+    {%- set first_week = week_of_start %}
+{%- endif %}
 
 with
 
@@ -39,8 +50,8 @@ route_days_in_scope as (
         last_event_at
     from int_api_events_aggregated_to_route_days
     where
-        usage_date <= {{ as_of_date() }}
-        and usage_date >= cast({{ week_of_start }} as date)
+        usage_date < {{ as_of_week() }}
+        and usage_date >= {{ first_week }}
 
 ),
 
@@ -52,8 +63,6 @@ final as (
         week_start,
         min(first_event_at) as first_call_at,
         max(last_event_at) as last_call_at,
-        min(usage_date) as first_call_date,
-        max(usage_date) as last_call_date,
         cast(count(*) as bigint) as active_days,
         cast(sum(events) as bigint) as events,
         cast(sum(successful_events) as bigint) as successful_events

@@ -13,6 +13,7 @@
         incremental_strategy=('insert_overwrite' if target.type in ('spark', 'databricks') else 'delete+insert'),
         partition_by=['usage_date'],
         unique_key='usage_date',
+        incremental_predicates=rebuilt_days_predicate('usage_date'),
         on_schema_change='fail',
         event_time='usage_date',
         indexes=[{'columns': ['usage_date']}],

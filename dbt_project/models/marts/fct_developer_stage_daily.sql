@@ -14,6 +14,7 @@
         incremental_strategy=('insert_overwrite' if target.type in ('spark', 'databricks') else 'delete+insert'),
         partition_by=['stage_date'],
         unique_key='stage_date',
+        incremental_predicates=rebuilt_days_predicate('stage_date'),
         on_schema_change='fail',
         event_time='stage_date',
         indexes=[{'columns': ['stage_date']}],

@@ -1,7 +1,7 @@
 {#
     Developer x route: when a developer first and last called a route, and how much. A table
-    rebuilt every run from the weekly route usage up to the as-of week (a few rows per developer
-    and route, never raw events or route-days; the as-of week holds its days up to the as-of day).
+    rebuilt every run from the complete weeks before the as-of week (a few rows per developer and
+    route) and the route-days of the as-of week up to the as-of day; never from raw events.
 #}
 with
 
@@ -11,9 +11,45 @@ int_route_days_aggregated_to_weeks as (
 
 ),
 
+int_api_events_aggregated_to_route_days as (
+
+    select * from {{ ref('int_api_events_aggregated_to_route_days') }}
+
+),
+
 stg_raw__endpoints as (
 
     select * from {{ ref('stg_raw__endpoints') }}
+
+),
+
+usage_in_scope as (
+
+    select
+        developer_id,
+        route,
+        first_call_at,
+        last_call_at,
+        active_days,
+        events,
+        successful_events
+    from int_route_days_aggregated_to_weeks
+    where week_start < {{ as_of_week() }}
+
+    union all
+
+    select
+        developer_id,
+        route,
+        first_event_at as first_call_at,
+        last_event_at as last_call_at,
+        1 as active_days,
+        events,
+        successful_events
+    from int_api_events_aggregated_to_route_days
+    where
+        usage_date >= {{ as_of_week() }}
+        and usage_date <= {{ as_of_date() }}
 
 ),
 
@@ -24,13 +60,10 @@ adoption as (
         route,
         min(first_call_at) as first_call_at,
         max(last_call_at) as last_call_at,
-        min(first_call_date) as first_call_date,
-        max(last_call_date) as last_call_date,
         cast(sum(active_days) as bigint) as active_days,
         cast(sum(events) as bigint) as events,
         cast(sum(successful_events) as bigint) as successful_events
-    from int_route_days_aggregated_to_weeks
-    where week_start <= {{ as_of_date() }}
+    from usage_in_scope
     group by developer_id, route
 
 ),
@@ -44,8 +77,9 @@ final as (
         coalesce(stg_raw__endpoints.is_promoted, false) as is_promoted,
         adoption.first_call_at,
         adoption.last_call_at,
-        adoption.first_call_date,
-        adoption.last_call_date,
+        -- the UTC days of those calls (usage days are UTC days)
+        {{ utc_date('adoption.first_call_at') }} as first_call_date,
+        {{ utc_date('adoption.last_call_at') }} as last_call_date,
         adoption.active_days,
         adoption.events,
         adoption.successful_events

@@ -12,9 +12,9 @@ dim_developers as (
 
 ),
 
-fct_developer_daily_usage as (
+int_developers_usage_summarized as (
 
-    select * from {{ ref('fct_developer_daily_usage') }}
+    select * from {{ ref('int_developers_usage_summarized') }}
 
 ),
 
@@ -27,22 +27,14 @@ company_developers as (
 
 recent_usage as (
 
+    -- the last 7 / 30 days end with the as-of day
     select
         company_developers.company_id,
-        sum(
-            case
-                when fct_developer_daily_usage.usage_date >= {{ as_of_minus(6) }}
-                    then fct_developer_daily_usage.events
-                else 0
-            end
-        ) as api_events_7d,
-        sum(fct_developer_daily_usage.events) as api_events_30d
-    from fct_developer_daily_usage
+        sum(usage_summary.events_7d) as api_events_7d,
+        sum(usage_summary.events_30d) as api_events_30d
+    from int_developers_usage_summarized as usage_summary
     inner join company_developers
-        on fct_developer_daily_usage.developer_id = company_developers.developer_id
-    where
-        fct_developer_daily_usage.usage_date >= {{ as_of_minus(29) }}
-        and fct_developer_daily_usage.usage_date <= {{ as_of_date() }}
+        on usage_summary.developer_id = company_developers.developer_id
     group by company_developers.company_id
 
 ),

@@ -17,31 +17,9 @@ dim_developers as (
 
 ),
 
-fct_developer_daily_usage as (
-
-    select * from {{ ref('fct_developer_daily_usage') }}
-
-),
-
 int_developers_usage_summarized as (
 
     select * from {{ ref('int_developers_usage_summarized') }}
-
-),
-
-recent_usage as (
-
-    -- the last 7 / 30 days end with the as-of day (month to date comes from the usage summary)
-    select
-        developer_id,
-        sum(case when usage_date >= {{ as_of_minus(6) }} then events else 0 end)
-            as api_events_7d,
-        sum(events) as api_events_30d
-    from fct_developer_daily_usage
-    where
-        usage_date >= {{ as_of_minus(29) }}
-        and usage_date <= {{ as_of_date() }}
-    group by developer_id
 
 ),
 
@@ -154,8 +132,9 @@ final as (
         developers.email,
         developers.developer_id,
         developers.company_id,
-        coalesce(recent_usage.api_events_7d, 0) as onramp_api_events_7d,
-        coalesce(recent_usage.api_events_30d, 0) as onramp_api_events_30d,
+        -- the last 7 / 30 days end with the as-of day
+        coalesce(usage_summary.events_7d, 0) as onramp_api_events_7d,
+        coalesce(usage_summary.events_30d, 0) as onramp_api_events_30d,
         developers.current_stage as onramp_funnel_stage,
         developers.role as onramp_role,
         developers.first_call_at as onramp_first_call_at,
@@ -173,8 +152,6 @@ final as (
         end as onramp_plan_quota_used_pct,
         coalesce(segments_per_developer.segment_names, '') as onramp_segments
     from one_developer_per_email as developers
-    left join recent_usage
-        on developers.developer_id = recent_usage.developer_id
     left join int_developers_usage_summarized as usage_summary
         on developers.developer_id = usage_summary.developer_id
     left join segments_per_developer

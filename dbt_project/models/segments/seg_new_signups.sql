@@ -10,21 +10,16 @@ dim_developers as (
 final as (
 
     select
-        developer_id as member_key,
-        developer_id,
-        email,
-        developer_name as name,
-        role,
-        company_name,
-        marketing_opt_in,
-        plan,
-        signed_up_at,
-        signup_date,
-        current_stage as stage
+        dim_developers.developer_id as member_key,
+        {{ segment_member_columns('dim_developers') }}
+        dim_developers.plan,
+        dim_developers.signed_up_at,
+        dim_developers.signup_date,
+        dim_developers.current_stage as stage
     from dim_developers
     where
-        signup_date > {{ as_of_minus(var('welcome_window_days')) }}
-        and signup_date <= {{ as_of_date() }}
+        dim_developers.signup_date > {{ as_of_minus(var('welcome_window_days')) }}
+        and dim_developers.signup_date <= {{ as_of_date() }}
 
 )
 

@@ -10,23 +10,18 @@ dim_developers as (
 final as (
 
     select
-        developer_id as member_key,
-        developer_id,
-        email,
-        developer_name as name,
-        role,
-        company_name,
-        marketing_opt_in,
-        plan,
-        signed_up_at,
-        signup_date,
-        {{ dbt.datediff('signup_date', as_of_date(), 'day') }}
+        dim_developers.developer_id as member_key,
+        {{ segment_member_columns('dim_developers') }}
+        dim_developers.plan,
+        dim_developers.signed_up_at,
+        dim_developers.signup_date,
+        {{ dbt.datediff('dim_developers.signup_date', as_of_date(), 'day') }}
             as days_since_signup
     from dim_developers
     where
-        signup_date > {{ as_of_minus(var('signup_no_calls_days')) }}
-        and signup_date <= {{ as_of_date() }}
-        and lifetime_events = 0
+        dim_developers.signup_date > {{ as_of_minus(var('signup_no_calls_days')) }}
+        and dim_developers.signup_date <= {{ as_of_date() }}
+        and dim_developers.lifetime_events = 0
 
 )
 

@@ -82,3 +82,20 @@ def test_file_still_being_written_waits(landing: Path):
     (landing / "developers.csv").write_text("developer_id\n")  # mtime: now
     result, _ = _tick(None)
     assert isinstance(result, dg.SkipReason) or not result.run_requests
+
+
+def test_files_a_manifest_lists_load_in_its_order(landing: Path):
+    """The producer's big events file first, as `onramp load` does: loaded after a smaller file
+    that overlaps it, it would go through the staging table and be parsed twice."""
+    names = ["api_events.jsonl.gz", "api_events.csv", "moesif_events.json", "access.log"]
+    (landing / "sample" / "manifest.json").write_text(
+        json.dumps({"files": [
+            *({"path": name, "kind": "api_events"} for name in names),
+            {"path": "developers.csv", "kind": "developers"},
+        ]})
+    )  # fmt: skip
+    for name in [*names, "developers.csv"]:
+        (landing / "sample" / name).write_text("x\n")
+    (landing / "api_events-extra.jsonl").write_text("{}\n")
+    found = [f.path.name for f in landing_files(landing)]
+    assert found == ["developers.csv", "api_events-extra.jsonl", *names]

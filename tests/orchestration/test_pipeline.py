@@ -120,6 +120,15 @@ def test_rows_reach_raw_marts_and_segments(pipeline):
         assert sync["entered"] == sync["members"], name  # first sync: everyone enters
 
 
+def test_the_demo_leaves_the_garbage_collector_on(pipeline):
+    """The demo pauses the cyclic collector while it loads Dagster; a caller's process (a test
+    session, a code server) must get it back."""
+    import gc
+
+    assert pipeline.demo.run_id
+    assert gc.isenabled()
+
+
 def test_emails_in_outbox_match_the_ledger_and_segments(pipeline):
     demo, env = pipeline.demo, pipeline.env
     emails = env.emails()

@@ -12,6 +12,7 @@ import hashlib
 import json
 from collections import defaultdict
 from collections.abc import Callable
+from itertools import groupby
 from pathlib import Path
 from typing import Any
 
@@ -123,12 +124,10 @@ def _build_raw_asset(kind: str) -> dg.AssetsDefinition:
         files = _files_for(kind, config, settings.landing_dir)
         engine = onramp.engine()
         load = _loader(settings, engine)
-        groups: dict[tuple[str, str | None], list[Path]] = defaultdict(list)
-        for item in files:
-            groups[(item.format, item.caller)].append(item.path)
         results = []
-        for (fmt, caller), paths in groups.items():
-            results.extend(load(kind, paths, fmt, caller))
+        # Runs of files with the same format and caller, in load order (landing_files).
+        for (fmt, caller), run in groupby(files, key=lambda f: (f.format, f.caller)):
+            results.extend(load(kind, [item.path for item in run], fmt, caller))
         totals = {
             "files": len(results),
             "files_skipped": sum(1 for r in results if r.skipped),

@@ -78,13 +78,24 @@ def _manifest_entries(folder: Path) -> dict[Path, LandingFile]:
 
 
 def landing_files(root: Path) -> list[LandingFile]:
-    """Every raw file under the landing folder with its kind, in load order then by path."""
+    """Every raw file under the landing folder with its kind, in load order.
+
+    Load order: by kind (RAW_KINDS), then the files a manifest lists in the manifest's order (as
+    `onramp load` loads them), other files by path. The order matters for events: a file whose
+    events overlap ones already loaded goes through a staging table (parsed twice), so the
+    producer's big first file must not come after its small overlapping ones.
+    """
     root = root.resolve()
     if not root.is_dir():
         return []
     from_manifests: dict[Path, LandingFile] = {}
+    # (folder, position): where a manifest lists a file; other files sort by their own path
+    listed_at: dict[Path, tuple[str, int]] = {}
     for manifest in sorted(root.rglob("manifest.json")):
-        from_manifests.update(_manifest_entries(manifest.parent))
+        entries = _manifest_entries(manifest.parent)
+        from_manifests.update(entries)
+        for position, path in enumerate(entries):
+            listed_at[path] = (str(manifest.parent), position)
     for outside in [p for p in from_manifests if not inside(root, p)]:
         log.warning("ignoring %s: a manifest names it but it is outside %s", outside, root)
         del from_manifests[outside]
@@ -106,7 +117,10 @@ def landing_files(root: Path) -> list[LandingFile]:
         kind = _kind_from_name(path, root)
         if kind:
             found.append(LandingFile(path=resolved, kind=kind))
-    return sorted(found, key=lambda f: (RAW_KINDS.index(f.kind), str(f.path)))
+    return sorted(
+        found,
+        key=lambda f: (RAW_KINDS.index(f.kind), *listed_at.get(f.path, (str(f.path), 0))),
+    )
 
 
 def new_files(

@@ -16,6 +16,7 @@
         incremental_predicates=rebuilt_days_predicate('week_start', 'week'),
         on_schema_change='fail',
         event_time='week_start',
+        indexes=[{'columns': ['week_start']}],
     )
 }}
 

@@ -92,3 +92,25 @@
     {%- endif -%}
     {{- return(["DBT_INTERNAL_DEST." ~ column ~ " >= cast('" ~ first ~ "' as date)"]) -}}
 {%- endmacro %}
+
+{#
+    Pre-hook of int_route_weeks_aggregated_to_routes: on PostgreSQL, an incremental run first
+    deletes the totals built for another as-of week (a new week, or a backfill of an earlier one),
+    so the model rebuilds them and the table holds one week's totals, as a full refresh does.
+    Spark's Parquet tables take no DELETE: there each week is a partition and readers pick theirs.
+#}
+{% macro drop_totals_of_other_weeks() -%}
+    {{ return(adapter.dispatch('drop_totals_of_other_weeks', 'onramp')()) }}
+{%- endmacro %}
+
+{% macro default__drop_totals_of_other_weeks() -%}
+    {%- if is_incremental() -%}
+        delete from {{ this }} where built_for_week <> {{ as_of_week() }}
+    {%- else -%}
+        select 1
+    {%- endif -%}
+{%- endmacro %}
+
+{% macro spark__drop_totals_of_other_weeks() -%}
+    select 1
+{%- endmacro %}

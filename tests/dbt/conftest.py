@@ -42,6 +42,8 @@ INCREMENTAL_MODELS = {
 }
 # incremental by week: schema and week column
 WEEKLY_MODELS = {"int_route_days_aggregated_to_weeks": ("intermediate", "week_start")}
+# rebuilt only when the as-of week is new or the lookback reaches a complete week
+WEEK_TOTALS_MODELS = {"int_route_weeks_aggregated_to_routes": ("intermediate", "built_for_week")}
 # every table the runs leave is compared with its full refresh, incremental or not
 COMPARED_SCHEMAS = ("intermediate", "marts", "segments")
 LATE_EVENTS_PER_DAY = 5
@@ -73,7 +75,9 @@ def _row_versions(conn: sa.Connection) -> dict[str, set]:
     """(day or week, xmin) of every row of the incremental models: a rewritten row gets a new
     xmin."""
     out = {}
-    for model, (schema, day_col) in (INCREMENTAL_MODELS | WEEKLY_MODELS).items():
+    for model, (schema, day_col) in (
+        INCREMENTAL_MODELS | WEEKLY_MODELS | WEEK_TOTALS_MODELS
+    ).items():
         rows = conn.execute(sa.text(f"select {day_col}, xmin::text from {schema}.{model}"))
         out[model] = {tuple(r) for r in rows}
     return out

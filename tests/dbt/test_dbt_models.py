@@ -17,6 +17,7 @@ from tests.dbt.conftest import (
     CALLER_WITHOUT_RECORD,
     INCREMENTAL_MODELS,
     LOOKBACK_DAYS,
+    WEEK_TOTALS_MODELS,
     WEEKLY_MODELS,
     Built,
     read_csv,
@@ -154,6 +155,20 @@ def test_a_run_rebuilds_the_complete_weeks_of_its_lookback_days(built: Built) ->
             assert changed[model] == expected, (as_of, model)
     for model in WEEKLY_MODELS:
         assert {bool(changed[model]) for changed in built.changed_days.values()} == {True, False}
+
+
+def test_week_totals_are_rebuilt_only_when_the_lookback_reaches_a_complete_week(
+    built: Built,
+) -> None:
+    """The runs as of Wednesday and Thursday share their as-of week with the first build: only
+    Wednesday's lookback (from Sunday) reaches the complete week before, so only it rebuilds the
+    per-pair totals; Thursday's run writes none."""
+    for as_of, changed in built.changed_days.items():
+        first = as_of - timedelta(days=LOOKBACK_DAYS)
+        as_of_week = as_of - timedelta(days=as_of.weekday())
+        for model in WEEK_TOTALS_MODELS:
+            expected = {as_of_week} if first < as_of_week else set()
+            assert changed[model] == expected, (as_of, model)
 
 
 def test_late_events_rebuild_their_day(built: Built, engine: sa.Engine) -> None:

@@ -1,7 +1,7 @@
 {#
     Developer x route x week (weeks start Monday), for the weeks that ended before the as-of week:
-    fct_route_adoption sums a few weekly rows per pair, plus the route-days of the as-of week,
-    instead of every route-day. A week is written once it is complete and again only while one of
+    int_route_weeks_aggregated_to_routes sums a few weekly rows per pair instead of every
+    route-day. A week is written once it is complete and again only while one of
     its days is still rebuilt (the lookback days), so most daily runs write no row here.
     Incremental, dbt's delete+insert on week_start: a run rebuilds the complete weeks holding a
     day from the as-of day minus var incremental_lookback_days, and the complete weeks after the
@@ -16,6 +16,7 @@
         incremental_predicates=rebuilt_days_predicate('week_start', 'week'),
         on_schema_change='fail',
         event_time='week_start',
+        indexes=[{'columns': ['week_start']}],
     )
 }}
 

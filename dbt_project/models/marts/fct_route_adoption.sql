@@ -1,13 +1,14 @@
 {#
     Developer x route: when a developer first and last called a route, and how much. A table
-    rebuilt every run from the complete weeks before the as-of week (a few rows per developer and
-    route) and the route-days of the as-of week up to the as-of day; never from raw events.
+    rebuilt every run from the totals of the complete weeks before the as-of week (one row per
+    developer and route) and the route-days of the as-of week up to the as-of day; never from raw
+    events.
 #}
 with
 
-int_route_days_aggregated_to_weeks as (
+int_route_weeks_aggregated_to_routes as (
 
-    select * from {{ ref('int_route_days_aggregated_to_weeks') }}
+    select * from {{ ref('int_route_weeks_aggregated_to_routes') }}
 
 ),
 
@@ -33,8 +34,8 @@ usage_in_scope as (
         active_days,
         events,
         successful_events
-    from int_route_days_aggregated_to_weeks
-    where week_start < {{ as_of_week() }}
+    from int_route_weeks_aggregated_to_routes
+    where built_for_week = {{ as_of_week() }}
 
     union all
 

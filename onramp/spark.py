@@ -74,15 +74,6 @@ logger.tasks.level = fatal
 """
 
 
-# Every Spark query compiles Java classes of its own (whole-stage code generation), and the JVM's
-# optimizing JIT compiler (C2) then recompiles what runs hot: measured on a dbt build of this
-# project in local mode, C2 took more CPU than the queries themselves (49 s of 134 s, the
-# queries' tasks 18 s), on the same cores as the work. The first tier (C1) compiles quickly and
-# is enough for queries that each run seconds; its code cache must hold the classes of a whole
-# build (at 48 MB it filled up and stopped compiling).
-JIT_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=256m"
-
-
 def spark_conf(settings: Settings) -> dict[str, str]:
     """The session's configuration: local warehouse and metastore, UTC, few shuffle partitions."""
     root = settings.spark_dir
@@ -93,8 +84,7 @@ def spark_conf(settings: Settings) -> dict[str, str]:
             f"jdbc:derby:;databaseName={root / 'metastore_db'};create=true"
         ),
         "spark.driver.extraJavaOptions": (
-            f"-Dderby.system.home={root} -Dlog4j2.configurationFile=file:{log_config} "
-            + JIT_OPTIONS
+            f"-Dderby.system.home={root} -Dlog4j2.configurationFile=file:{log_config}"
         ),
         "spark.sql.session.timeZone": "UTC",
         "spark.ui.enabled": "false",

@@ -368,6 +368,7 @@ def bench_spark(engine: sa.Engine, work: Path, as_of: date) -> tuple[float, floa
         f"spark full dbt build ({n_models} models, {full.tests_passed} tests passed, "
         f"{full.tests_failed} failed): {full_wall:.1f} s wall, {full_models:.1f} s model time"
     )
+    print(f"  slowest models of the spark full build: {slowest_models(target)}")
     copy_raw_to_spark(engine, spark, work, f"occurred_at >= {next_day}")
     t0 = time.monotonic()
     run_dbt(["build"], as_of=as_of + timedelta(days=1), settings=settings)
@@ -384,6 +385,7 @@ def bench_spark(engine: sa.Engine, work: Path, as_of: date) -> tuple[float, floa
     slow = sorted(results, key=lambda r: -r["execution_time"])[:8]
     names = ", ".join(f"{r['unique_id'].split('.')[2]} {r['execution_time']:.2f}s" for r in slow)
     print(f"  slowest nodes of the spark incremental build: {names}")
+    print(f"  slowest models of the spark incremental build: {slowest_models(target)}")
     return full_wall, full_models, incr_wall, incr_models
 
 
@@ -392,6 +394,14 @@ def model_seconds(target: Path) -> tuple[float, int]:
     results = json.loads((target / "run_results.json").read_text())["results"]
     models = [r for r in results if r["unique_id"].startswith("model.")]
     return sum(r["execution_time"] for r in models), len(models)
+
+
+def slowest_models(target: Path, n: int = 12) -> str:
+    """The n slowest models of the last run_results.json, with their execution times."""
+    results = json.loads((target / "run_results.json").read_text())["results"]
+    models = [r for r in results if r["unique_id"].startswith("model.")]
+    slow = sorted(models, key=lambda r: -r["execution_time"])[:n]
+    return ", ".join(f"{r['unique_id'].split('.')[2]} {r['execution_time']:.2f}s" for r in slow)
 
 
 def strategies(target: Path) -> list[str]:
@@ -424,6 +434,11 @@ def main() -> int:
         choices=("postgres", "spark"),
         default="postgres",
         help="spark: also build on Spark (local mode) from the same rows, beside PostgreSQL.",
+    )
+    parser.add_argument(
+        "--spark-only",
+        action="store_true",
+        help="With --warehouse spark: generate the rows in PostgreSQL but build only on Spark.",
     )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -477,6 +492,18 @@ def main() -> int:
             total = generate(engine, args.events, args.developers, args.days, as_of)
             print(f"  {total:,} events in {time.monotonic() - started:.0f} s")
 
+        if args.spark_only and args.warehouse == "spark":
+            insert_day(
+                engine,
+                as_of + timedelta(days=1),
+                total // args.days,
+                args.developers,
+                max(1, int(args.developers * 0.7)),
+            )
+            s_full, s_full_models, s_incr, s_incr_models = bench_spark(engine, work, as_of)
+            ratio = s_incr_models / s_full_models
+            print(f"{total:,} events: Spark incremental/full model time {ratio:.3f}")
+            return 0
         print(f"  BRIN on occurred_at: {brin_stray_pages(engine):,} heap pages match no day")
         end_at = f"{as_of + timedelta(days=1)}T00:00:00+00:00"
         with engine.begin() as conn:

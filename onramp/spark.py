@@ -74,6 +74,19 @@ logger.tasks.level = fatal
 """
 
 
+# Every Spark query compiles Java classes of its own (whole-stage code generation), and the JVM's
+# optimizing JIT compiler (C2) recompiles whatever gets warm: on a daily incremental build, where
+# each of ~40 queries runs a second or two, C2 took more CPU than the queries (49 s against 18 s
+# of tasks), on the same cores. Ten times the default C2 thresholds leave briefly used code to the
+# quick first tier (C1) while the per-event loops of a full build still reach C2 within seconds
+# (C1 alone made those three times slower). Measured in docs/spark.md, "Per-model overhead".
+JIT_OPTIONS = (
+    "-XX:Tier4InvocationThreshold=50000 -XX:Tier4MinInvocationThreshold=6000 "
+    "-XX:Tier4CompileThreshold=150000 -XX:Tier4BackEdgeThreshold=400000 "
+    "-XX:ReservedCodeCacheSize=256m"
+)
+
+
 def spark_conf(settings: Settings) -> dict[str, str]:
     """The session's configuration: local warehouse and metastore, UTC, few shuffle partitions."""
     root = settings.spark_dir
@@ -84,7 +97,8 @@ def spark_conf(settings: Settings) -> dict[str, str]:
             f"jdbc:derby:;databaseName={root / 'metastore_db'};create=true"
         ),
         "spark.driver.extraJavaOptions": (
-            f"-Dderby.system.home={root} -Dlog4j2.configurationFile=file:{log_config}"
+            f"-Dderby.system.home={root} -Dlog4j2.configurationFile=file:{log_config} "
+            + JIT_OPTIONS
         ),
         "spark.sql.session.timeZone": "UTC",
         "spark.ui.enabled": "false",
@@ -92,6 +106,10 @@ def spark_conf(settings: Settings) -> dict[str, str]:
         # the default 200 shuffle partitions are tiny tasks on a laptop's few cores
         "spark.sql.shuffle.partitions": "8",
         "spark.sql.sources.partitionOverwriteMode": "dynamic",
+        # a partitioned table's day directories are listed by the driver: above the default
+        # threshold (32 paths) Spark runs a listing job of one task per directory instead,
+        # about a second for what a local listing does in milliseconds
+        "spark.sql.sources.parallelPartitionDiscovery.threshold": "4096",
         # local mode runs every task in the driver: its heap is the whole engine's memory
         "spark.driver.memory": os.environ.get("ONRAMP_SPARK_DRIVER_MEMORY") or "2g",
     }

@@ -139,3 +139,42 @@ def test_funnel_tables_have_the_same_rows_on_both_engines(
     pg = _pg_rows(engine, table, columns)
     assert pg, f"{table} is empty on PostgreSQL"
     _assert_same_rows(_spark_rows(spark_built.spark, table, columns), pg, table)
+
+
+def _view_messages(run: Any) -> dict[str, str]:
+    """Each view model of a dbt invocation with its result message."""
+    return {
+        r.node.name: r.message
+        for r in run.results.results
+        if r.node.resource_type == "model" and r.node.config.materialized == "view"
+    }
+
+
+def test_the_incremental_build_leaves_unchanged_views_in_place(spark_built: SparkBuilt) -> None:
+    """The views the full refresh created have the same text and columns on the next day: the
+    build checks them (macros/spark_view.sql) instead of replacing them."""
+    views = _view_messages(spark_built.runs[1])
+    assert views, "no view model in the build"
+    assert set(views.values()) == {"OK (view unchanged)"}, views
+
+
+def test_a_view_that_differs_is_replaced(spark_built: SparkBuilt) -> None:
+    """A view whose stored text is not the model's (an edited model, or anything else left
+    there) is replaced as dbt-spark replaces it, and then reads the model's rows."""
+    from onramp.dbt import run_dbt
+
+    spark = spark_built.spark
+    stale = "select * from raw.endpoints where false"
+    spark.sql(f"create or replace view staging.stg_raw__endpoints as {stale}")
+    assert spark.table("staging.stg_raw__endpoints").count() == 0
+    run = run_dbt(
+        ["run", "--select", "stg_raw__endpoints"],
+        as_of=spark_built.as_of,
+        settings=spark_built.settings,
+    )
+    assert _view_messages(run)["stg_raw__endpoints"] != "OK (view unchanged)"
+    assert (
+        spark.table("staging.stg_raw__endpoints").count()
+        == spark.table("raw.endpoints").count()
+        > 0
+    )

@@ -1,12 +1,13 @@
 {#
-    Spark only: a view whose stored definition already is the model's SQL, with the columns and
-    types that SQL has now, is left as it is instead of being replaced. Replacing a view on Spark
-    is a metastore write plus an analysis of the view (0.2-1.4 s each on a local build, for the
-    same view); the check costs a `describe extended` and an analysis of the query (no data read).
+    `view_replaced_when_changed`, the staging views' materialization on Spark (dbt_project.yml;
+    PostgreSQL keeps dbt's `view`): a view whose stored definition already is the model's SQL,
+    with the columns and types that SQL has now, is left as it is instead of being replaced.
+    Replacing a view on Spark is a metastore write plus an analysis of the view (0.2-1.4 s each
+    on a local build, for the same view); the check costs a `describe extended` and an analysis of the query (no data read).
     Anything that differs (text, a column, a type, a table in its place) and --full-refresh
     replace it as dbt-spark does (create_or_replace_view). docs/spark.md, "Per-model overhead".
 #}
-{% materialization view, adapter='spark' -%}
+{% materialization view_replaced_when_changed, adapter='spark' -%}
     {%- set identifier = model['alias'] -%}
     {%- set old_relation = adapter.get_relation(database=database, schema=schema, identifier=identifier) -%}
     {%- if old_relation is not none and old_relation.is_view and not should_full_refresh()

@@ -146,7 +146,8 @@ def _view_messages(run: Any) -> dict[str, str]:
     return {
         r.node.name: r.message
         for r in run.results.results
-        if r.node.resource_type == "model" and r.node.config.materialized == "view"
+        if r.node.resource_type == "model"
+        and r.node.config.materialized == "view_replaced_when_changed"
     }
 
 

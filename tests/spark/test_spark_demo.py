@@ -32,6 +32,15 @@ def _demo(home: Path, warehouse: str) -> subprocess.CompletedProcess:
     )
 
 
+def _stop_embedded_postgres(home: Path) -> None:
+    """`onramp demo` leaves its embedded PostgreSQL running for the next command: stop it."""
+    import pgserver
+
+    data = home / "postgres"
+    if (data / "postmaster.pid").exists():
+        pgserver.get_server(data, cleanup_mode="stop").cleanup()
+
+
 def _sent(outbox: Path) -> list[tuple[str, str]]:
     found = []
     for path in outbox.glob("*.eml"):
@@ -47,9 +56,13 @@ def test_demo_on_spark_writes_the_emails_of_the_postgres_demo(tmp_path: Path) ->
     if problem:
         pytest.skip(problem)
 
-    on_postgres = _demo(tmp_path / "postgres", "postgres")
+    try:
+        on_postgres = _demo(tmp_path / "postgres", "postgres")
+        on_spark = _demo(tmp_path / "spark", "spark")
+    finally:
+        for home in ("postgres", "spark"):
+            _stop_embedded_postgres(tmp_path / home)
     assert on_postgres.returncode == 0, on_postgres.stdout[-2000:] + on_postgres.stderr[-2000:]
-    on_spark = _demo(tmp_path / "spark", "spark")
     assert on_spark.returncode == 0, on_spark.stdout[-2000:] + on_spark.stderr[-2000:]
 
     for line in ("raw_api_events: done", "dbt_models: done", "segment_syncs: done"):

@@ -43,11 +43,7 @@ final as (
         developer_id,
         route,
         {{ as_of_week() }} as built_for_week,
-        min(first_call_at) as first_call_at,
-        max(last_call_at) as last_call_at,
-        cast(sum(active_days) as bigint) as active_days,
-        cast(sum(events) as bigint) as events,
-        cast(sum(successful_events) as bigint) as successful_events
+        {{ route_usage_totals() }}
     from int_route_days_aggregated_to_weeks
     where
         week_start < {{ as_of_week() }}

@@ -59,11 +59,7 @@ adoption as (
     select
         developer_id,
         route,
-        min(first_call_at) as first_call_at,
-        max(last_call_at) as last_call_at,
-        cast(sum(active_days) as bigint) as active_days,
-        cast(sum(events) as bigint) as events,
-        cast(sum(successful_events) as bigint) as successful_events
+        {{ route_usage_totals() }}
     from usage_in_scope
     group by developer_id, route
 

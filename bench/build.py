@@ -368,7 +368,7 @@ def bench_spark(engine: sa.Engine, work: Path, as_of: date) -> tuple[float, floa
         f"spark full dbt build ({n_models} models, {full.tests_passed} tests passed, "
         f"{full.tests_failed} failed): {full_wall:.1f} s wall, {full_models:.1f} s model time"
     )
-    print(f"  slowest models of the spark full build: {slowest_models(target)}")
+    print(f"  slowest models of the spark full build: {slowest(run_results(target), 12, True)}")
     copy_raw_to_spark(engine, spark, work, f"occurred_at >= {next_day}")
     t0 = time.monotonic()
     run_dbt(["build"], as_of=as_of + timedelta(days=1), settings=settings)
@@ -381,27 +381,34 @@ def bench_spark(engine: sa.Engine, work: Path, as_of: date) -> tuple[float, floa
     ratio = incr_models / full_models
     print(f"  spark incremental / full model time = {ratio:.3f}  (goal <= 0.10)")
     print(f"  spark incremental / full wall time = {incr_wall / full_wall:.3f}")
-    results = json.loads((target / "run_results.json").read_text())["results"]
-    slow = sorted(results, key=lambda r: -r["execution_time"])[:8]
-    names = ", ".join(f"{r['unique_id'].split('.')[2]} {r['execution_time']:.2f}s" for r in slow)
-    print(f"  slowest nodes of the spark incremental build: {names}")
-    print(f"  slowest models of the spark incremental build: {slowest_models(target)}")
+    results = run_results(target)
+    print(f"  slowest nodes of the spark incremental build: {slowest(results)}")
+    print(f"  slowest models of the spark incremental build: {slowest(results, 12, True)}")
     return full_wall, full_models, incr_wall, incr_models
 
 
 def model_seconds(target: Path) -> tuple[float, int]:
     """Sum of model execution times in the last run_results.json, and the number of models."""
-    results = json.loads((target / "run_results.json").read_text())["results"]
-    models = [r for r in results if r["unique_id"].startswith("model.")]
+    models = [r for r in run_results(target) if r["unique_id"].startswith("model.")]
     return sum(r["execution_time"] for r in models), len(models)
 
 
-def slowest_models(target: Path, n: int = 12) -> str:
-    """The n slowest models of the last run_results.json, with their execution times."""
-    results = json.loads((target / "run_results.json").read_text())["results"]
-    models = [r for r in results if r["unique_id"].startswith("model.")]
-    slow = sorted(models, key=lambda r: -r["execution_time"])[:n]
+def slowest(results: list[dict], n: int = 8, models_only: bool = False) -> str:
+    """The n slowest nodes (or models) of run_results.json's results, with their seconds."""
+    if models_only:
+        results = [r for r in results if r["unique_id"].startswith("model.")]
+    slow = sorted(results, key=lambda r: -r["execution_time"])[:n]
     return ", ".join(f"{r['unique_id'].split('.')[2]} {r['execution_time']:.2f}s" for r in slow)
+
+
+def run_results(target: Path) -> list[dict]:
+    """The results of the last dbt invocation (run_results.json)."""
+    return json.loads((target / "run_results.json").read_text())["results"]
+
+
+def add_day(engine: sa.Engine, day: date, total: int, days: int, developers: int) -> int:
+    """One more day of events (about 1/days of the data), as a daily load brings."""
+    return insert_day(engine, day, total // days, developers, max(1, int(developers * 0.7)))
 
 
 def strategies(target: Path) -> list[str]:
@@ -493,13 +500,7 @@ def main() -> int:
             print(f"  {total:,} events in {time.monotonic() - started:.0f} s")
 
         if args.spark_only and args.warehouse == "spark":
-            insert_day(
-                engine,
-                as_of + timedelta(days=1),
-                total // args.days,
-                args.developers,
-                max(1, int(args.developers * 0.7)),
-            )
+            add_day(engine, as_of + timedelta(days=1), total, args.days, args.developers)
             s_full, s_full_models, s_incr, s_incr_models = bench_spark(engine, work, as_of)
             ratio = s_incr_models / s_full_models
             print(f"{total:,} events: Spark incremental/full model time {ratio:.3f}")
@@ -523,15 +524,9 @@ def main() -> int:
         full = run_dbt(["build", "--full-refresh"], as_of=as_of)
         full_wall = time.monotonic() - t0
         full_models, n_models = model_seconds(target)
-        full_results = json.loads((target / "run_results.json").read_text())["results"]
+        full_results = run_results(target)
 
-        extra = insert_day(
-            engine,
-            as_of + timedelta(days=1),
-            total // args.days,
-            args.developers,
-            max(1, int(args.developers * 0.7)),
-        )
+        extra = add_day(engine, as_of + timedelta(days=1), total, args.days, args.developers)
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(sa.text("analyze raw.api_events"))
         t0 = time.monotonic()
@@ -559,13 +554,9 @@ def main() -> int:
             f"wall, {incr_models:.2f} s model time"
         )
         print(f"  incremental / full model time = {incr_models / full_models:.3f}  (goal <= 0.10)")
-        results = json.loads((target / "run_results.json").read_text())["results"]
+        results = run_results(target)
         for label, res in (("full", full_results), ("incremental", results)):
-            slow = sorted(res, key=lambda r: -r["execution_time"])[:8]
-            names = ", ".join(
-                f"{r['unique_id'].split('.')[2]} {r['execution_time']:.2f}s" for r in slow
-            )
-            print(f"  slowest nodes of the {label} build: {names}")
+            print(f"  slowest nodes of the {label} build: {slowest(res)}")
         models = sorted(
             (r for r in results if r["unique_id"].startswith("model.")),
             key=lambda r: -r["execution_time"],

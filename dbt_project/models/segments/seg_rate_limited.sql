@@ -18,12 +18,7 @@ final as (
     select
         dim_developers.developer_id || ':' || cast(usage.usage_date as {{ dbt.type_string() }})
             as member_key,
-        dim_developers.developer_id,
-        dim_developers.email,
-        dim_developers.developer_name as name,
-        dim_developers.role,
-        dim_developers.company_name,
-        dim_developers.marketing_opt_in,
+        {{ segment_member_columns('dim_developers') }}
         dim_developers.plan,
         usage.usage_date,
         usage.events_429,

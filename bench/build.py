@@ -13,6 +13,7 @@ In its own embedded PostgreSQL (pgserver, in a temp dir), it generates the event
    the way dbt materialises a table. Goal: build <= 1.5 x floor.
 2. after one more day of events (about 1/60 of the data), an incremental `dbt build`: the sum
    of model execution times from run_results.json as a ratio to the full build's. Goal <= 0.10.
+   The same incremental build runs three times (--incremental-runs) and the median counts.
 
     python bench/build.py --warehouse spark --events 1000000 --developers 2000
 
@@ -434,6 +435,12 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="Keep the temp PostgreSQL dir.")
     parser.add_argument("--floor-runs", type=int, default=2, help="Runs of the floor (best kept).")
     parser.add_argument(
+        "--incremental-runs",
+        type=int,
+        default=3,
+        help="Runs of the same incremental build (the median counts).",
+    )
+    parser.add_argument(
         "--reuse", type=Path, help="Reuse the data of an earlier --keep run (its temp dir)."
     )
     parser.add_argument(
@@ -529,10 +536,14 @@ def main() -> int:
         extra = add_day(engine, as_of + timedelta(days=1), total, args.days, args.developers)
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(sa.text("analyze raw.api_events"))
-        t0 = time.monotonic()
-        run_dbt(["build"], as_of=as_of + timedelta(days=1))
-        incr_wall = time.monotonic() - t0
-        incr_models, _ = model_seconds(target)
+        # The same daily run several times (each rebuilds the same days to the same rows): a
+        # 10-second run on a shared machine can catch a burst of other work, so the median counts.
+        runs = []
+        for _ in range(max(1, args.incremental_runs)):
+            t0 = time.monotonic()
+            run_dbt(["build"], as_of=as_of + timedelta(days=1))
+            runs.append((model_seconds(target)[0], time.monotonic() - t0, run_results(target)))
+        incr_models, incr_wall, results = sorted(runs, key=lambda run: run[0])[len(runs) // 2]
 
         with engine.connect() as conn:
             dev_days = conn.execute(
@@ -550,11 +561,12 @@ def main() -> int:
         )
         print(f"  full build / floor = {full_wall / floor:.2f}  (goal <= 1.5)")
         print(
-            f"incremental dbt build after one more day ({extra:,} events): {incr_wall:.1f} s "
-            f"wall, {incr_models:.2f} s model time"
+            f"incremental dbt build after one more day ({extra:,} events), median of "
+            f"{len(runs)}: {incr_wall:.1f} s wall, {incr_models:.2f} s model time (runs: "
+            + ", ".join(f"{models:.2f}" for models, _, _ in runs)
+            + ")"
         )
         print(f"  incremental / full model time = {incr_models / full_models:.3f}  (goal <= 0.10)")
-        results = run_results(target)
         for label, res in (("full", full_results), ("incremental", results)):
             print(f"  slowest nodes of the {label} build: {slowest(res)}")
         models = sorted(

@@ -133,7 +133,8 @@
     select explode(sequence(cast({{ start_date }} as date), cast({{ end_date }} as date))) as date_day
 {%- endmacro %}
 
-{# Pre-hook of every model: more memory for its sorts and hashes, for this transaction only. #}
+{# Pre-hook of the heavy models (dbt_project.yml): more memory for their sorts and hashes, for this
+   transaction only. #}
 {% macro set_work_mem() -%}
     {{ return(adapter.dispatch('set_work_mem', 'onramp')()) }}
 {%- endmacro %}

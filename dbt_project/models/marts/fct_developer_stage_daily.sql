@@ -5,8 +5,12 @@
     (window events / window days > var production_daily_events) / sandbox. previous_stage and
     is_stage_change make entering and leaving a stage visible. Incremental like the usage facts
     (dbt's delete+insert on stage_date): a run rebuilds the days from the as-of day minus var
-    incremental_lookback_days, reading the usage of the window before the first of them, so the
-    window sums and previous_stage are those of a full refresh. Rows are written in day order.
+    incremental_lookback_days. A full build slides the window along every developer's days; an
+    incremental run sums, for each rebuilt day only, the usage of its window, and takes the
+    previous stage of the first rebuilt day from the row this table already holds for the day
+    before (days before the lookback are final), so it reads a day or two of developers instead of
+    the window's worth. Both give the rows of a full refresh (tests/dbt checks it). Rows are
+    written in day order.
 #}
 {{
     config(
@@ -24,7 +28,7 @@
 {%- set start = "cast('" ~ incremental_start_str() ~ "' as date)" %}
 {%- set window_days = var('stage_window_days') | int %}
 {%- if is_incremental() %}
-    {%- set window_start = dbt.dateadd('day', -window_days, start) %}
+    {%- set window_start = dbt.dateadd('day', -(window_days - 1), start) %}
 {%- else %}
     {%- set window_start = start %}
 {%- endif %}
@@ -68,7 +72,7 @@ developers as (
 calendar as (
 
     {%- if is_incremental() %}
-        {{ day_series(window_start, as_of_date()) }}
+        {{ day_series(start, as_of_date()) }}
     {%- else %}
         {{ day_series('(select min(first_day) from developers)', as_of_date()) }}
     {%- endif %}
@@ -94,31 +98,74 @@ developer_days as (
     select
         developers.developer_id,
         calendar.date_day as stage_date,
-        developers.first_success_date,
-        coalesce(usage_in_scope.events, 0) as events,
-        coalesce(usage_in_scope.successful_events, 0) as successful_events
+        developers.first_success_date
     from developers
     inner join calendar
         on developers.first_day <= calendar.date_day
-    left join usage_in_scope
-        on
-            developers.developer_id = usage_in_scope.developer_id
-            and calendar.date_day = usage_in_scope.usage_date
 
 ),
 
-windowed as (
+{% if is_incremental() %}
 
-    select
-        *,
-        cast(sum(events) over (
-            partition by developer_id
-            order by stage_date
-            rows between {{ window_days - 1 }} preceding and current row
-        ) as bigint) as window_events
-    from developer_days
+    windowed as (
 
-),
+        -- each rebuilt day with the usage of the window that ends on it
+        select
+            developer_days.developer_id,
+            developer_days.stage_date,
+            developer_days.first_success_date,
+            cast(coalesce(sum(
+                case
+                    when usage_in_scope.usage_date = developer_days.stage_date
+                        then usage_in_scope.events
+                end
+            ), 0) as bigint) as events,
+            cast(coalesce(sum(usage_in_scope.events), 0) as bigint) as window_events
+        from developer_days
+        left join usage_in_scope
+            on
+                developer_days.developer_id = usage_in_scope.developer_id
+                and usage_in_scope.usage_date <= developer_days.stage_date
+                and usage_in_scope.usage_date
+                >= {{ dbt.dateadd('day', -(window_days - 1), 'developer_days.stage_date') }}
+        group by
+            developer_days.developer_id,
+            developer_days.stage_date,
+            developer_days.first_success_date
+
+    ),
+
+{% else %}
+
+    developer_usage as (
+
+        select
+            developer_days.developer_id,
+            developer_days.stage_date,
+            developer_days.first_success_date,
+            coalesce(usage_in_scope.events, 0) as events
+        from developer_days
+        left join usage_in_scope
+            on
+                developer_days.developer_id = usage_in_scope.developer_id
+                and developer_days.stage_date = usage_in_scope.usage_date
+
+    ),
+
+    windowed as (
+
+        select
+            *,
+            cast(sum(events) over (
+                partition by developer_id
+                order by stage_date
+                rows between {{ window_days - 1 }} preceding and current row
+            ) as bigint) as window_events
+        from developer_usage
+
+    ),
+
+{% endif %}
 
 staged as (
 
@@ -136,14 +183,46 @@ staged as (
 
 ),
 
-with_previous as (
+{% if is_incremental() %}
 
-    select
-        *,
-        lag(stage) over (partition by developer_id order by stage_date) as previous_stage
-    from staged
+    stage_before_rebuilt_days as (
 
-),
+        select
+            developer_id,
+            stage
+        from {{ this }}
+        where stage_date = {{ dbt.dateadd('day', -1, start) }}
+
+    ),
+
+    with_previous as (
+
+        select
+            staged.*,
+            case
+                when staged.stage_date = {{ start }} then stage_before_rebuilt_days.stage
+                else lag(staged.stage) over (
+                    partition by staged.developer_id order by staged.stage_date
+                )
+            end as previous_stage
+        from staged
+        left join stage_before_rebuilt_days
+            on staged.developer_id = stage_before_rebuilt_days.developer_id
+
+    ),
+
+{% else %}
+
+    with_previous as (
+
+        select
+            *,
+            lag(stage) over (partition by developer_id order by stage_date) as previous_stage
+        from staged
+
+    ),
+
+{% endif %}
 
 final as (
 

@@ -17,7 +17,7 @@ In its own embedded PostgreSQL (pgserver, in a temp dir), it generates the event
    Both builds run with one dbt thread (--threads): a model's execution time is then its own
    work. With more threads than the machine has cores (the embedded PostgreSQL does the work on
    the same cores), models that run at once wait for each other and the sum of their times
-   counts the overlap: on 2 cores the daily run's many small models sum 40-80% more at 2-4
+   counts the overlap: on 2 cores the daily run's models sum 30-80% more at 2-4
    threads, for 1-2 s less wall time, while the full build's few big models hardly overlap.
 
     python bench/build.py --warehouse spark --events 1000000 --developers 2000

@@ -84,8 +84,7 @@ usage_in_scope as (
     select
         developer_id,
         usage_date,
-        events,
-        successful_events
+        events
     from fct_developer_daily_usage
     where
         usage_date <= {{ as_of_date() }}

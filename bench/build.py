@@ -369,17 +369,19 @@ def bench_spark(engine: sa.Engine, work: Path, as_of: date) -> tuple[float, floa
     t0 = time.monotonic()
     full = run_dbt(["build", "--full-refresh"], as_of=as_of, settings=settings)
     full_wall = time.monotonic() - t0
-    full_models, n_models = model_seconds(target)
+    full_results = run_results(target)
+    full_models, n_models = model_seconds(full_results)
     print(
         f"spark full dbt build ({n_models} models, {full.tests_passed} tests passed, "
         f"{full.tests_failed} failed): {full_wall:.1f} s wall, {full_models:.1f} s model time"
     )
-    print(f"  slowest models of the spark full build: {slowest(run_results(target), 12, True)}")
+    print(f"  slowest models of the spark full build: {slowest(full_results, 12, True)}")
     copy_raw_to_spark(engine, spark, work, f"occurred_at >= {next_day}")
     t0 = time.monotonic()
     run_dbt(["build"], as_of=as_of + timedelta(days=1), settings=settings)
     incr_wall = time.monotonic() - t0
-    incr_models, _ = model_seconds(target)
+    results = run_results(target)
+    incr_models, _ = model_seconds(results)
     print(
         f"spark incremental dbt build after one more day: {incr_wall:.1f} s wall, "
         f"{incr_models:.2f} s model time"
@@ -387,15 +389,14 @@ def bench_spark(engine: sa.Engine, work: Path, as_of: date) -> tuple[float, floa
     ratio = incr_models / full_models
     print(f"  spark incremental / full model time = {ratio:.3f}  (goal <= 0.10)")
     print(f"  spark incremental / full wall time = {incr_wall / full_wall:.3f}")
-    results = run_results(target)
     print(f"  slowest nodes of the spark incremental build: {slowest(results)}")
     print(f"  slowest models of the spark incremental build: {slowest(results, 12, True)}")
     return full_wall, full_models, incr_wall, incr_models
 
 
-def model_seconds(target: Path) -> tuple[float, int]:
-    """Sum of model execution times in the last run_results.json, and the number of models."""
-    models = [r for r in run_results(target) if r["unique_id"].startswith("model.")]
+def model_seconds(results: list[dict]) -> tuple[float, int]:
+    """Sum of the model execution times of run_results.json's results, and the number of models."""
+    models = [r for r in results if r["unique_id"].startswith("model.")]
     return sum(r["execution_time"] for r in models), len(models)
 
 
@@ -519,6 +520,7 @@ def main() -> int:
             total = generate(engine, args.events, args.developers, args.days, as_of)
             print(f"  {total:,} events in {time.monotonic() - started:.0f} s")
 
+        print(f"  dbt threads: {dbt_threads()} (both builds)")
         if args.spark_only and args.warehouse == "spark":
             add_day(engine, as_of + timedelta(days=1), total, args.days, args.developers)
             s_full, s_full_models, s_incr, s_incr_models = bench_spark(engine, work, as_of)
@@ -540,12 +542,11 @@ def main() -> int:
                 floors.append(time.monotonic() - t0)
         floor = min(floors)
 
-        print(f"  dbt threads: {dbt_threads()} (both builds)")
         t0 = time.monotonic()
         full = run_dbt(["build", "--full-refresh"], as_of=as_of)
         full_wall = time.monotonic() - t0
-        full_models, n_models = model_seconds(target)
         full_results = run_results(target)
+        full_models, n_models = model_seconds(full_results)
 
         extra = add_day(engine, as_of + timedelta(days=1), total, args.days, args.developers)
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
@@ -556,7 +557,9 @@ def main() -> int:
         for _ in range(max(1, args.incremental_runs)):
             t0 = time.monotonic()
             run_dbt(["build"], as_of=as_of + timedelta(days=1))
-            runs.append((model_seconds(target)[0], time.monotonic() - t0, run_results(target)))
+            wall = time.monotonic() - t0
+            results = run_results(target)
+            runs.append((model_seconds(results)[0], wall, results))
         incr_models, incr_wall, results = sorted(runs, key=lambda run: run[0])[len(runs) // 2]
 
         with engine.connect() as conn:

@@ -63,15 +63,24 @@
 {%- endmacro %}
 
 {#
-    The first day an incremental run of a day-grained model rebuilds: the as-of day minus var
-    incremental_lookback_days, so events that landed after a day was built are picked up. A full
+    The first day a daily run rebuilds, as 'YYYY-MM-DD': the as-of day minus var
+    incremental_lookback_days, so events that landed after a day was built are picked up. With
+    grain 'week', the Monday of that day's week.
+#}
+{% macro lookback_start_str(grain='day') -%}
+    {%- set first = as_of_minus_str(var('incremental_lookback_days') | int) -%}
+    {{- return(week_start_str(first) if grain == 'week' else first) -}}
+{%- endmacro %}
+
+{#
+    The first day an incremental run of a day-grained model rebuilds (lookback_start_str()). A full
     refresh has no lower bound ('0001-01-01'). One plain condition either way (no Jinja branch
     inside a WHERE clause). The models use dbt's own delete+insert on their day column: the days
     from this one to the as-of day are deleted and inserted again, older days are kept.
 #}
 {% macro incremental_start_str() -%}
     {%- if is_incremental() -%}
-        {{- return(as_of_minus_str(var('incremental_lookback_days') | int)) -}}
+        {{- return(lookback_start_str()) -}}
     {%- endif -%}
     {{- return('0001-01-01') -}}
 {%- endmacro %}
@@ -86,11 +95,8 @@
     a bound every deleted row meets. Spark's insert_overwrite ignores it.
 #}
 {% macro rebuilt_days_predicate(column, grain='day') -%}
-    {%- set first = as_of_minus_str(var('incremental_lookback_days') | int) -%}
-    {%- if grain == 'week' -%}
-        {%- set first = week_start_str(first) -%}
-    {%- endif -%}
-    {{- return(["DBT_INTERNAL_DEST." ~ column ~ " >= cast('" ~ first ~ "' as date)"]) -}}
+    {{- return(["DBT_INTERNAL_DEST." ~ column ~ " >= cast('" ~ lookback_start_str(grain)
+        ~ "' as date)"]) -}}
 {%- endmacro %}
 
 {#

@@ -3,7 +3,8 @@
     PostgreSQL keeps dbt's `view`): a view whose stored definition already is the model's SQL,
     with the columns and types that SQL has now, is left as it is instead of being replaced.
     Replacing a view on Spark is a metastore write plus an analysis of the view (0.2-1.4 s each
-    on a local build, for the same view); the check costs a `describe extended` and an analysis of the query (no data read).
+    on a local build, for the same view); the check costs a `describe extended` and an analysis
+    of the query (no data read).
     Anything that differs (text, a column, a type, a table in its place) and --full-refresh
     replace it as dbt-spark does (create_or_replace_view). docs/spark.md, "Per-model overhead".
 #}

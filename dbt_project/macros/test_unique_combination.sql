@@ -2,13 +2,12 @@
     Generic test for the grain of a model: no row has a null in `columns` and no two rows share
     the same values of `columns` (unique + not_null in one scan). With `day_column`, an
     incremental run checks only the days it rebuilt (the as-of day and incremental_lookback_days
-    days before it, see incremental_start_str()), so the test costs as little as the run; a full
+    days before it, see lookback_start_str()), so the test costs as little as the run; a full
     refresh checks every row. With `grain: week`, `day_column` holds the Monday of a week and the
     weeks from the one holding the first rebuilt day are checked.
 #}
 {% test unique_combination(model, columns, day_column=none, grain='day') %}
-{%- set first = as_of_minus_str(var('incremental_lookback_days') | int) %}
-{%- if grain == 'week' %}{% set first = week_start_str(first) %}{% endif %}
+{%- set first = lookback_start_str(grain) %}
 
 with
 

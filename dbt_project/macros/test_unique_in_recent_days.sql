@@ -8,7 +8,7 @@
 #}
 {% test unique_in_recent_days(model, column_name, timestamp_column, day_column=none) %}
 
-{%- set start = as_of_minus_str(var('incremental_lookback_days') | int) %}
+{%- set start = lookback_start_str() %}
 
 select {{ column_name }}
 from {{ model }}

@@ -44,7 +44,6 @@ route_days_in_scope as (
         developer_id,
         route,
         cast({{ dbt.date_trunc('week', 'usage_date') }} as date) as week_start,
-        usage_date,
         events,
         successful_events,
         first_event_at,

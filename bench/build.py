@@ -510,6 +510,9 @@ def main() -> int:
                 total = conn.execute(sa.text("select count(*) from raw.api_events")).scalar_one()
             with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
                 conn.execute(sa.text("vacuum analyze raw.api_events"))
+            # a new Spark warehouse: its raw tables are copied again from these rows, and an
+            # earlier run's copy would double them
+            shutil.rmtree(work / "spark", ignore_errors=True)
             print(f"reusing {total:,} events in {work}")
         else:
             print(
